@@ -1,0 +1,67 @@
+"""Typed errors of the Hiro client.
+
+Every message is one line that says what went wrong and what to do, and never
+contains the API key (the key lives only in the session's headers).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class HiroError(Exception):
+    """Base class: anything the Hiro API or the network did wrong."""
+
+
+class HiroRequestError(HiroError):
+    """A 4xx other than 410/429: our request is wrong; retrying will not help."""
+
+    def __init__(self, status: int, server_message: str, url_path: str) -> None:
+        self.status = status
+        self.server_message = server_message
+        self.url_path = url_path
+        super().__init__(
+            f"Hiro API rejected the request {url_path} with HTTP {status}: {server_message}"
+        )
+
+
+class EndpointGone(HiroError):
+    """410 Gone: the operator switched the deprecated /extended/v1/tx route off."""
+
+    def __init__(self, url_path: str, server_message: str = "") -> None:
+        self.url_path = url_path
+        self.server_message = server_message
+        super().__init__(
+            f"Hiro API answered 410 Gone for {url_path}: the endpoint has been retired"
+            f" by this server ({server_message or 'no message'}); point HIRO_API_URL at a"
+            " server that still serves /extended/v1/tx"
+        )
+
+
+class RateLimitExhausted(HiroError):
+    """429 asking for a wait longer than we are willing to sleep (a spent quota)."""
+
+    def __init__(self, wait_seconds: float, retry_at: datetime) -> None:
+        self.wait_seconds = wait_seconds
+        self.retry_at = retry_at
+        super().__init__(
+            f"Hiro API rate limit exhausted: the server asks to wait {wait_seconds:.0f}s;"
+            f" stopped instead of sleeping, retry after {retry_at.isoformat()}"
+        )
+
+
+class BadResponse(HiroError):
+    """A 2xx answer that is not the JSON we expect (wrong content type, wrong shape)."""
+
+
+class HiroUnavailable(HiroError):
+    """Retries exhausted on transient failures (connection, timeout, 429, 5xx, bad JSON)."""
+
+    def __init__(self, url_path: str, attempts: int, last_problem: str) -> None:
+        self.url_path = url_path
+        self.attempts = attempts
+        self.last_problem = last_problem
+        super().__init__(
+            f"Hiro API unavailable: {url_path} failed {attempts} times (last: {last_problem});"
+            " the backfill is resumable, run it again later"
+        )

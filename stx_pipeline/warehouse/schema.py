@@ -1,0 +1,130 @@
+"""DuckDB schema of the warehouse file and its forward migrations.
+
+The schema version lives in the file itself so that an older file is migrated
+forward on open and a foreign or newer file is refused instead of damaged.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 2
+
+# Column order of `transactions`; the row mapper (hiro/rows.py) produces exactly these keys.
+TRANSACTION_COLUMNS: tuple[str, ...] = (
+    "tx_id",
+    "tx_type",
+    "tx_status",
+    "sender_address",
+    "sponsored",
+    "sponsor_address",
+    "fee_payer",
+    "fee_ustx",
+    "nonce",
+    "block_height",
+    "block_hash",
+    "tx_index",
+    "block_time",
+    "burn_block_time",
+    "burn_block_height",
+    "canonical",
+    "contract_id",
+    "function_name",
+    "token_recipient",
+    "token_amount_ustx",
+    "ingested_at",
+)
+
+TRANSACTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS transactions (
+    tx_id              VARCHAR PRIMARY KEY,
+    tx_type            VARCHAR NOT NULL,
+    tx_status          VARCHAR NOT NULL,
+    sender_address     VARCHAR NOT NULL,
+    sponsored          BOOLEAN NOT NULL,
+    sponsor_address    VARCHAR,
+    fee_payer          VARCHAR NOT NULL,
+    fee_ustx           BIGINT NOT NULL,
+    nonce              BIGINT NOT NULL,
+    block_height       BIGINT NOT NULL,
+    block_hash         VARCHAR NOT NULL,
+    tx_index           INTEGER NOT NULL,
+    block_time         TIMESTAMPTZ NOT NULL,
+    burn_block_time    TIMESTAMPTZ NOT NULL,
+    burn_block_height  BIGINT NOT NULL,
+    canonical          BOOLEAN NOT NULL,
+    contract_id        VARCHAR,
+    function_name      VARCHAR,
+    token_recipient    VARCHAR,
+    token_amount_ustx  BIGINT,
+    ingested_at        TIMESTAMPTZ NOT NULL
+)
+"""
+
+# One row per closed time window on burn_block_time, [window_start, window_end] inclusive
+# unix seconds. `next_offset` makes a window resumable mid-way: rows and ledger row are
+# committed together, so the ledger never claims rows the table does not hold.
+COVERAGE_LEDGER_DDL = """
+CREATE TABLE IF NOT EXISTS coverage_ledger (
+    window_start   TIMESTAMPTZ PRIMARY KEY,
+    window_end     TIMESTAMPTZ NOT NULL,
+    expected       BIGINT,
+    loaded         BIGINT NOT NULL DEFAULT 0,
+    rejected       BIGINT NOT NULL DEFAULT 0,
+    next_offset    BIGINT NOT NULL DEFAULT 0,
+    status         VARCHAR NOT NULL,      -- 'partial' | 'sealed'
+    fetched_at     TIMESTAMPTZ NOT NULL,
+    attempts       INTEGER NOT NULL DEFAULT 1,
+    pages          INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+REJECTED_ROWS_DDL = """
+CREATE TABLE IF NOT EXISTS rejected_rows (
+    raw_hash       VARCHAR PRIMARY KEY,   -- md5 of the raw JSON: a retried page is harmless
+    tx_id          VARCHAR,
+    burn_block_time TIMESTAMPTZ,
+    reason         VARCHAR NOT NULL,
+    raw_json       VARCHAR NOT NULL,
+    rejected_at    TIMESTAMPTZ NOT NULL
+)
+"""
+
+# One row per backfill run: the figures behind rows/s and ETA in the status report.
+BACKFILL_RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS backfill_runs (
+    run_id          VARCHAR PRIMARY KEY,
+    started_at      TIMESTAMPTZ NOT NULL,
+    finished_at     TIMESTAMPTZ,
+    target_days     DOUBLE,
+    stop_reason     VARCHAR,
+    pages           BIGINT,
+    requests        BIGINT,
+    rows_inserted   BIGINT,
+    rows_updated    BIGINT,
+    rows_orphaned   BIGINT,
+    windows_sealed  BIGINT,
+    elapsed_seconds DOUBLE
+)
+"""
+
+META_DDL = """
+CREATE TABLE IF NOT EXISTS pipeline_meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+)
+"""
+
+SCHEMA_VERSION_DDL = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL
+)
+"""
+
+ALL_DDL: tuple[str, ...] = (
+    SCHEMA_VERSION_DDL,
+    TRANSACTIONS_DDL,
+    COVERAGE_LEDGER_DDL,
+    REJECTED_ROWS_DDL,
+    BACKFILL_RUNS_DDL,
+    META_DDL,
+)
