@@ -1,0 +1,557 @@
+"""HTTP client of the Hiro Stacks API: one pooled session, a shared rate limiter,
+bounded retries on transient faults, and typed errors for everything else.
+
+Why it looks like this:
+- many fetch threads share one client, so the session pool and the limiter are shared;
+- a transient fault (connection, timeout, 429, 5xx, truncated or malformed JSON) is
+  retried with jittered exponential backoff, at most `max_attempts` times in total;
+- a 429 that asks for a longer wait than `max_rate_limit_wait` (a spent monthly quota)
+  raises `RateLimitExhausted` at once instead of sleeping for hours;
+- the API key lives only in the session's `x-api-key` header. It is scrubbed from every
+  message we build, exceptions are raised without chaining the `requests` exception, and
+  redirects are not followed (requests would forward `x-api-key` to another host).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from stx_pipeline.hiro.errors import (
+    BadResponse,
+    EndpointGone,
+    HiroError,
+    HiroRequestError,
+    HiroUnavailable,
+    RateLimitExhausted,
+)
+from stx_pipeline.hiro.limiter import RateLimiter, reset_seconds
+from stx_pipeline.hiro.page import TxPage
+from stx_pipeline.hiro.retry import ClientStats, TransientError
+
+logger = logging.getLogger("stx_pipeline.hiro")
+
+DEFAULT_BASE_URL = "https://api.hiro.so"
+TX_LIST_PATH = "/extended/v1/tx"
+STATUS_PATH = "/extended"
+MAX_PAGE_LIMIT = 50
+# Published Hiro limits: 500 RPM per key (older page; the newer "starter" tier is 900)
+# and 25 RPM per IP without a key (older page: 50). We start at the conservative value
+# and the limiter lowers it further if the gateway's ratelimit-limit header says so.
+DEFAULT_RPM_WITH_KEY = 500.0
+DEFAULT_RPM_WITHOUT_KEY = 25.0
+DEFAULT_POOL_SIZE = 32
+
+TX_TYPES = frozenset(
+    {
+        "token_transfer",
+        "smart_contract",
+        "contract_call",
+        "poison_microblock",
+        "coinbase",
+        "tenure_change",
+    }
+)
+ORDERS = frozenset({"asc", "desc"})
+SORT_BYS = frozenset({"block_height", "burn_block_time", "fee"})
+HEADERS_OF_INTEREST = (
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "retry-after",
+    "x-api-version",
+    "warning",
+    "etag",
+)
+_REDACTED = "***"
+
+
+def validate_base_url(base_url: str) -> str:
+    """Return the base URL without a trailing slash, or raise a one-line ValueError."""
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ValueError("HIRO_API_URL is empty: give a URL such as https://api.hiro.so")
+    url = base_url.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(
+            f"HIRO_API_URL {url!r} is not a valid URL: expected e.g. https://api.hiro.so"
+        ) from None
+    if parts.username or parts.password:
+        raise ValueError(
+            "HIRO_API_URL must not embed credentials (user:password@); "
+            "use HIRO_API_KEY for the API key"
+        )
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise ValueError(
+            f"HIRO_API_URL {url!r} must be an http:// or https:// URL with a host,"
+            " e.g. https://api.hiro.so"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"HIRO_API_URL {url!r} must not carry a query string or fragment")
+    return url
+
+
+def _validate_api_key(api_key: str | None) -> str | None:
+    if api_key is None:
+        return None
+    key = api_key.strip()
+    if not key:
+        return None
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        # requests would echo an invalid header value in its exception: refuse it first.
+        raise ValueError(
+            "HIRO_API_KEY contains characters not allowed in an HTTP header"
+            " (whitespace, control or non-ASCII characters); the key is not shown"
+        )
+    return key
+
+
+def _env_float(environ: Mapping[str, str], name: str, default: float | None, *,
+               minimum: float, allow_equal: bool) -> float | None:
+    raw = environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"{name}={raw.strip()!r} is not a number") from None
+    ok = value >= minimum if allow_equal else value > minimum
+    if not ok or value != value or value == float("inf"):
+        op = ">=" if allow_equal else ">"
+        raise ValueError(f"{name}={raw.strip()!r} must be a finite number {op} {minimum:g}")
+    return value
+
+
+def _one_line(text: str, limit: int = 240) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `retry-after` header (delta-seconds or HTTP date)."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:
+        return None
+    return max(0.0, seconds)
+
+
+class HiroClient:
+    """Client of the Hiro Stacks API, safe to share between threads.
+
+    `requests_per_minute` None or 0 means no client-side cap (the limiter still follows
+    the server's rate-limit headers and 429s); `from_env()` picks a plan-based default.
+    `base_url` None means https://api.hiro.so; the constructor reads no environment.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        requests_per_minute: float | None = None,
+        max_rate_limit_wait: float = 300.0,
+        max_attempts: int = 5,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 8.0,
+        limiter: RateLimiter | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = validate_base_url(base_url or DEFAULT_BASE_URL)
+        key = _validate_api_key(api_key)
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("connect_timeout and read_timeout must be > 0 seconds")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if backoff_initial < 0 or backoff_max < backoff_initial:
+            raise ValueError("backoff must satisfy 0 <= backoff_initial <= backoff_max")
+        if max_rate_limit_wait < 0:
+            raise ValueError("max_rate_limit_wait must be >= 0 seconds")
+        if pool_size < 1:
+            raise ValueError("pool_size must be >= 1")
+        self.connect_timeout = float(connect_timeout)
+        self.read_timeout = float(read_timeout)
+        self.max_rate_limit_wait = float(max_rate_limit_wait)
+        self.max_attempts = int(max_attempts)
+        self.backoff_initial = float(backoff_initial)
+        self.backoff_max = float(backoff_max)
+        self.limiter = limiter if limiter is not None else RateLimiter(requests_per_minute)
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._has_key = key is not None
+        # Kept only to scrub it from text we did not write (server bodies, requests errors).
+        self._redact_token = key
+        self._backoff = wait_exponential_jitter(
+            initial=self.backoff_initial,
+            max=self.backoff_max,
+            jitter=self.backoff_initial,
+        )
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(
+            {"Accept": "application/json", "User-Agent": "stx_pipeline-hiro-client/0.1"}
+        )
+        if key is not None:
+            self._session.headers["x-api-key"] = key
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HiroClient:
+        """Build a client from the environment.
+
+        Reads HIRO_API_URL (default https://api.hiro.so), HIRO_API_KEY (optional),
+        HIRO_RPM (default 500 with a key, 25 without; 0 = no client-side cap),
+        HIRO_CONNECT_TIMEOUT (10), HIRO_READ_TIMEOUT (30) and HIRO_MAX_RATE_LIMIT_WAIT
+        (300 s). An invalid value raises a one-line ValueError naming the variable.
+        Keyword `overrides` win over the environment.
+        """
+        env = os.environ if environ is None else environ
+        base_url = (env.get("HIRO_API_URL") or "").strip() or DEFAULT_BASE_URL
+        api_key = _validate_api_key(env.get("HIRO_API_KEY"))
+        default_rpm = DEFAULT_RPM_WITH_KEY if api_key else DEFAULT_RPM_WITHOUT_KEY
+        kwargs: dict[str, Any] = {
+            "requests_per_minute": _env_float(
+                env, "HIRO_RPM", default_rpm, minimum=0, allow_equal=True
+            ),
+            "connect_timeout": _env_float(
+                env, "HIRO_CONNECT_TIMEOUT", 10.0, minimum=0, allow_equal=False
+            ),
+            "read_timeout": _env_float(
+                env, "HIRO_READ_TIMEOUT", 30.0, minimum=0, allow_equal=False
+            ),
+            "max_rate_limit_wait": _env_float(
+                env, "HIRO_MAX_RATE_LIMIT_WAIT", 300.0, minimum=0, allow_equal=True
+            ),
+        }
+        kwargs.update(overrides)
+        return cls(base_url, api_key, **kwargs)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> HiroClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        key = "set" if self._has_key else "none"
+        return (
+            f"HiroClient(base_url={self.base_url!r}, api_key={key},"
+            f" rpm={self.limiter.configured_rpm})"
+        )
+
+    @property
+    def has_api_key(self) -> bool:
+        return self._has_key
+
+    # -- endpoints ------------------------------------------------------------------
+
+    def list_transactions(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order: str | None = None,
+        sort_by: str | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> TxPage:
+        """GET /extended/v1/tx. `start_time`/`end_time` filter burn_block_time, inclusive.
+
+        Arguments are checked before sending (a 400 would waste a rate-limited request).
+        `elapsed_seconds` is the wall time of the call, retries and waits included.
+        """
+        params = _tx_list_params(limit, offset, order, sort_by, start_time, end_time, types)
+        body, headers, elapsed = self._get_json(TX_LIST_PATH, params, _check_envelope)
+        return TxPage(
+            limit=body["limit"],
+            offset=body["offset"],
+            total=body["total"],
+            results=body["results"],
+            headers=headers,
+            elapsed_seconds=elapsed,
+        )
+
+    def get_status(self) -> dict[str, Any]:
+        """GET /extended: server version and chain tip, a cheap reachability check."""
+        body, _headers, _elapsed = self._get_json(STATUS_PATH, {}, _check_dict)
+        return body
+
+    # -- machinery ------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        token = self._redact_token
+        return text.replace(token, _REDACTED) if token else text
+
+    def _describe(self, path: str, params: Mapping[str, Any]) -> str:
+        return self._redact(f"{path}?{urlencode(params)}" if params else path)
+
+    def _get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        check: Callable[[Any], str | None],
+    ) -> tuple[Any, dict[str, str], float]:
+        started = time.monotonic()
+        where = self._describe(path, params)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            problem = exc.message if isinstance(exc, TransientError) else repr(exc)
+            wait = state.next_action.sleep if state.next_action else 0.0
+            self.stats.add(retries=1)
+            logger.warning(
+                "Hiro GET %s failed (attempt %d/%d: %s); retrying in %.2fs",
+                where, state.attempt_number, self.max_attempts, problem, wait,
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(TransientError),
+            before_sleep=before_sleep,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            body, headers = retrying(self._attempt, path, params, check)
+        except TransientError as exc:
+            logger.error(
+                "Hiro GET %s gave up after %d attempts: %s", where, self.max_attempts, exc.message
+            )
+            raise HiroUnavailable(where, self.max_attempts, exc.message) from None
+        return body, headers, time.monotonic() - started
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.wait_seconds:
+            return exc.wait_seconds
+        return float(self._backoff(state))
+
+    def _attempt(
+        self, path: str, params: Mapping[str, Any], check: Callable[[Any], str | None]
+    ) -> tuple[Any, dict[str, str]]:
+        waited = self.limiter.acquire()
+        if waited:
+            self.stats.add(rate_limit_wait_seconds=waited)
+        self.stats.add(requests=1)
+        url = self.base_url + path
+        try:
+            resp = self._session.get(
+                url,
+                params=params,
+                timeout=(self.connect_timeout, self.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            raise self._fault("timeout", f"timeout ({type(exc).__name__})") from None
+        except requests.ConnectionError as exc:
+            raise self._fault(
+                "connection", f"connection error: {_one_line(self._redact(str(exc)), 200)}"
+            ) from None
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            raise self._fault(
+                "truncated", f"truncated body: {_one_line(self._redact(str(exc)), 160)}"
+            ) from None
+        except requests.RequestException as exc:
+            raise HiroError(
+                f"Hiro request to {self._describe(path, params)} could not be sent:"
+                f" {type(exc).__name__}: {_one_line(self._redact(str(exc)), 200)}"
+            ) from None
+        headers = {k: resp.headers[k] for k in HEADERS_OF_INTEREST if k in resp.headers}
+        self.limiter.update_from_headers(headers)
+        status = resp.status_code
+        if status == 200:
+            return self._parse_ok(resp, path, params, check), headers
+        if status == 429:
+            raise self._rate_limited(headers)
+        message = self._server_message(resp)
+        if status >= 500:
+            raise self._fault("http_5xx", f"HTTP {status}: {message}")
+        if status == 410:
+            raise EndpointGone(path, message)
+        if 400 <= status < 500:
+            raise HiroRequestError(status, message, self._describe(path, params))
+        if 300 <= status < 400:
+            raise BadResponse(
+                f"Hiro API at {self.base_url} answered HTTP {status} (redirect) for {path};"
+                " redirects are not followed so the API key cannot leak: set HIRO_API_URL to"
+                " the final URL"
+            )
+        raise BadResponse(f"Hiro API answered unexpected HTTP {status} for {path}: {message}")
+
+    def _fault(self, kind: str, message: str, wait: float | None = None) -> TransientError:
+        self.stats.add(fault=kind)
+        return TransientError(kind, self._redact(message), wait)
+
+    def _rate_limited(self, headers: Mapping[str, str]) -> Exception:
+        self.stats.add(responses_429=1)
+        wait = _parse_retry_after(headers.get("retry-after"))
+        if wait is None:
+            wait = reset_seconds(headers.get("ratelimit-reset"))
+        if wait is not None and wait > self.max_rate_limit_wait:
+            self.stats.add(fault="rate_limit_exhausted")
+            retry_at = datetime.now(UTC) + timedelta(seconds=wait)
+            logger.error(
+                "Hiro API rate limit exhausted: server asks to wait %.0fs (> max %.0fs)",
+                wait, self.max_rate_limit_wait,
+            )
+            return RateLimitExhausted(wait, retry_at)
+        if wait:
+            # Park every thread sharing this client, not just this one.
+            self.limiter.block_until(time.monotonic() + wait)
+        shown = f"{wait:.2f}s" if wait else "unspecified"
+        return self._fault("http_429", f"HTTP 429 rate limited (server wait {shown})", wait)
+
+    def _parse_ok(
+        self,
+        resp: requests.Response,
+        path: str,
+        params: Mapping[str, Any],
+        check: Callable[[Any], str | None],
+    ) -> Any:
+        content_type = resp.headers.get("content-type", "")
+        if "json" not in content_type.lower():
+            raise BadResponse(
+                f"{self.base_url}{path} answered 200 with content-type"
+                f" {_one_line(content_type, 60)!r}, not JSON: this URL does not look like the"
+                " Stacks API (check HIRO_API_URL)"
+            )
+        try:
+            body = resp.json()
+        except ValueError as exc:
+            raise self._fault(
+                "malformed_json",
+                f"HTTP 200 with unparseable JSON ({len(resp.content)} bytes: {type(exc).__name__})",
+            ) from None
+        problem = check(body)
+        if problem:
+            raise self._fault("bad_shape", f"HTTP 200 with unexpected JSON shape: {problem}")
+        return body
+
+    def _server_message(self, resp: requests.Response) -> str:
+        """The server's own words: Fastify `{statusCode,error,message}` or old `{error}`."""
+        text = resp.text or ""
+        message = ""
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            detail = body.get("message")
+            parts = [str(p) for p in (error, detail) if isinstance(p, str | int) and str(p)]
+            message = ": ".join(parts)
+        if not message:
+            content_type = resp.headers.get("content-type", "").lower()
+            if "html" in content_type or text.lstrip().lower().startswith(("<!doctype", "<html")):
+                message = f"HTML error page ({resp.reason or 'no reason'})"
+            else:
+                message = text or resp.reason or "no message"
+        return _one_line(self._redact(message), 300)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_envelope(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return f"expected an object, got {type(body).__name__}"
+    for key in ("limit", "offset", "total"):
+        if not _is_int(body.get(key)):
+            return f"'{key}' missing or not an integer"
+    if body["limit"] < 0 or body["offset"] < 0 or body["total"] < 0:
+        return "negative limit/offset/total"
+    if not isinstance(body.get("results"), list):
+        return "'results' missing or not a list"
+    return None
+
+
+def _check_dict(body: Any) -> str | None:
+    return None if isinstance(body, dict) else f"expected an object, got {type(body).__name__}"
+
+
+def _tx_list_params(
+    limit: int,
+    offset: int,
+    order: str | None,
+    sort_by: str | None,
+    start_time: int | None,
+    end_time: int | None,
+    types: Sequence[str] | None,
+) -> dict[str, Any]:
+    if not _is_int(limit) or not 1 <= limit <= MAX_PAGE_LIMIT:
+        raise ValueError(f"limit must be an integer from 1 to {MAX_PAGE_LIMIT}, got {limit!r}")
+    if not _is_int(offset) or offset < 0:
+        raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if order is not None:
+        if order not in ORDERS:
+            raise ValueError(f"order must be 'asc' or 'desc', got {order!r}")
+        params["order"] = order
+    if sort_by is not None:
+        if sort_by not in SORT_BYS:
+            raise ValueError(f"sort_by must be one of {sorted(SORT_BYS)}, got {sort_by!r}")
+        params["sort_by"] = sort_by
+    for name, value in (("start_time", start_time), ("end_time", end_time)):
+        if value is None:
+            continue
+        # The API silently ignores 0 (falsy), which would turn a window into "everything".
+        if not _is_int(value) or value <= 0:
+            raise ValueError(
+                f"{name} must be a positive integer unix time in seconds, got {value!r}"
+            )
+        params[name] = value
+    if start_time is not None and end_time is not None and start_time > end_time:
+        raise ValueError(f"start_time {start_time} is after end_time {end_time}")
+    if types is not None:
+        if isinstance(types, str):
+            types = [types]
+        unknown = [t for t in types if t not in TX_TYPES]
+        if unknown or not types:
+            raise ValueError(
+                f"types must be a non-empty subset of {sorted(TX_TYPES)}, got {types!r}"
+            )
+        params["type"] = ",".join(types)
+    return params

@@ -1,0 +1,262 @@
+"""Map Hiro transaction objects to `transactions` rows, and reject bad ones loudly.
+
+Why strict: every metric is computed from these rows, so a row that does not say
+who paid what, when, is worse than no row. A bad row is returned as a `RejectedRow`
+(reason + raw JSON) for the `rejected_rows` table: never a crash of the whole page,
+never silently dropped.
+
+Choices made here:
+- `fee_payer` is the sponsor for sponsored transactions, else the sender (design §2.3).
+- `block_time` falls back to `burn_block_time` when missing or 0: before Nakamoto the
+  API itself reports `block_time || burn_block_time`, and pre-v7.10 answers lack it.
+- `nonce` and `burn_block_height` are required (NOT NULL columns; the nonce marks a
+  wallet's first transaction). The 2020 documentation samples were trimmed by hand
+  and lack them, so those samples are rejected with a reason that names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
+
+BIGINT_MAX = 2**63 - 1
+# Far beyond any real chain time, well inside datetime's range.
+MAX_UNIX_SECONDS = 7_258_118_400  # 2200-01-01
+
+TX_TYPES = frozenset(
+    {
+        "token_transfer",
+        "smart_contract",
+        "contract_call",
+        "poison_microblock",
+        "coinbase",
+        "tenure_change",
+    }
+)
+TX_STATUSES = frozenset(
+    {"success", "abort_by_response", "abort_by_post_condition", "problematic_skipped"}
+)
+# tx_type -> the payload key the API sends with it.
+PAYLOAD_KEYS = {
+    "token_transfer": "token_transfer",
+    "smart_contract": "smart_contract",
+    "contract_call": "contract_call",
+    "poison_microblock": "poison_microblock",
+    "coinbase": "coinbase_payload",
+    "tenure_change": "tenure_change_payload",
+}
+_TX_ID_RE = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_DECIMAL_RE = re.compile(r"^[0-9]+$")
+
+
+class RowError(ValueError):
+    """One transaction object cannot become a row; `reason` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A transaction object we refused, kept for the `rejected_rows` table."""
+
+    tx_id: str | None
+    burn_block_time: datetime | None
+    reason: str
+    raw_json: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(raw: dict[str, Any], key: str) -> Any:
+    if key not in raw or raw[key] is None:
+        raise RowError(f"missing {key}")
+    return raw[key]
+
+
+def _int_field(raw: dict[str, Any], key: str, *, minimum: int = 0) -> int:
+    value = _require(raw, key)
+    if not _is_int(value):
+        raise RowError(f"{key} is not an integer: {value!r:.60}")
+    if value < minimum:
+        raise RowError(f"{key} must be >= {minimum}, got {value}")
+    if value > BIGINT_MAX:
+        raise RowError(f"{key} {value} does not fit in BIGINT")
+    return value
+
+
+def _str_field(raw: dict[str, Any], key: str, *, where: str = "") -> str:
+    value = raw.get(key)
+    label = f"{where}.{key}" if where else key
+    if value is None:
+        raise RowError(f"missing {label}")
+    if not isinstance(value, str) or not value.strip():
+        raise RowError(f"{label} is not a non-empty string: {value!r:.60}")
+    if len(value) > 256 or any(c.isspace() for c in value):
+        raise RowError(f"{label} is not a plausible identifier: {value!r:.60}")
+    return value
+
+
+def _ustx(value: Any, label: str) -> int:
+    """µSTX amounts come as u64 decimal strings; they must fit DuckDB's BIGINT."""
+    if _is_int(value):
+        number = value
+    elif isinstance(value, str) and _DECIMAL_RE.match(value):
+        number = int(value)
+    else:
+        raise RowError(f"{label} is not a non-negative integer decimal string: {value!r:.60}")
+    if number < 0:
+        raise RowError(f"{label} is negative: {number}")
+    if number > BIGINT_MAX:
+        raise RowError(f"{label} {number} does not fit in BIGINT")
+    return number
+
+
+def _unix_time(value: Any, label: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RowError(f"{label} is not a number: {value!r:.60}")
+    if value != value or not 0 < value < MAX_UNIX_SECONDS:
+        raise RowError(f"{label} out of range: {value!r}")
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
+    """One `/extended/v1/tx` result -> a dict with exactly `TRANSACTION_COLUMNS` keys."""
+    if not isinstance(raw, dict):
+        raise RowError(f"result is not an object ({type(raw).__name__})")
+    if ingested_at.tzinfo is None:
+        raise ValueError("ingested_at must be timezone-aware (UTC)")
+
+    tx_id = _require(raw, "tx_id")
+    if not isinstance(tx_id, str) or not _TX_ID_RE.match(tx_id):
+        raise RowError(f"tx_id is not 0x + 64 hex characters: {tx_id!r:.80}")
+    tx_type = _require(raw, "tx_type")
+    if tx_type not in TX_TYPES:
+        raise RowError(f"unknown tx_type {tx_type!r:.40}")
+    tx_status = _require(raw, "tx_status")
+    if tx_status not in TX_STATUSES:
+        raise RowError(f"unknown tx_status {tx_status!r:.40}")
+
+    sender = _str_field(raw, "sender_address")
+    sponsored = _require(raw, "sponsored")
+    if not isinstance(sponsored, bool):
+        raise RowError(f"sponsored is not a boolean: {sponsored!r:.20}")
+    sponsor: str | None = None
+    if sponsored:
+        if raw.get("sponsor_address") is None:
+            raise RowError("sponsored transaction without sponsor_address")
+        sponsor = _str_field(raw, "sponsor_address")
+
+    fee = _ustx(_require(raw, "fee_rate"), "fee_rate")
+    nonce = _int_field(raw, "nonce")
+    block_height = _int_field(raw, "block_height")
+    block_hash = _require(raw, "block_hash")
+    if not isinstance(block_hash, str) or not _TX_ID_RE.match(block_hash):
+        raise RowError(f"block_hash is not 0x + 64 hex characters: {block_hash!r:.80}")
+    tx_index = _int_field(raw, "tx_index")
+    if tx_index > 2**31 - 1:
+        raise RowError(f"tx_index {tx_index} does not fit in INTEGER")
+
+    burn_block_time = _unix_time(_require(raw, "burn_block_time"), "burn_block_time")
+    raw_block_time = raw.get("block_time")
+    if raw_block_time is None or (not isinstance(raw_block_time, bool) and raw_block_time == 0):
+        block_time = burn_block_time  # pre-Nakamoto / pre-v7.10 answers
+    else:
+        block_time = _unix_time(raw_block_time, "block_time")
+    if block_time < burn_block_time:
+        raise RowError(
+            f"block_time {block_time.isoformat()} is before burn_block_time"
+            f" {burn_block_time.isoformat()}"
+        )
+    burn_block_height = _int_field(raw, "burn_block_height")
+    canonical = _require(raw, "canonical")
+    if not isinstance(canonical, bool):
+        raise RowError(f"canonical is not a boolean: {canonical!r:.20}")
+
+    payload_key = PAYLOAD_KEYS[tx_type]
+    payload = raw.get(payload_key)
+    if not isinstance(payload, dict):
+        raise RowError(f"{tx_type} transaction without a {payload_key} object")
+    contract_id = function_name = token_recipient = None
+    token_amount: int | None = None
+    if tx_type == "contract_call":
+        contract_id = _str_field(payload, "contract_id", where=payload_key)
+        function_name = _str_field(payload, "function_name", where=payload_key)
+    elif tx_type == "smart_contract":
+        contract_id = _str_field(payload, "contract_id", where=payload_key)
+    elif tx_type == "token_transfer":
+        token_recipient = _str_field(payload, "recipient_address", where=payload_key)
+        if payload.get("amount") is None:
+            raise RowError(f"missing {payload_key}.amount")
+        token_amount = _ustx(payload["amount"], f"{payload_key}.amount")
+
+    row = {
+        "tx_id": tx_id,
+        "tx_type": tx_type,
+        "tx_status": tx_status,
+        "sender_address": sender,
+        "sponsored": sponsored,
+        "sponsor_address": sponsor,
+        "fee_payer": sponsor if sponsored else sender,
+        "fee_ustx": fee,
+        "nonce": nonce,
+        "block_height": block_height,
+        "block_hash": block_hash,
+        "tx_index": tx_index,
+        "block_time": block_time,
+        "burn_block_time": burn_block_time,
+        "burn_block_height": burn_block_height,
+        "canonical": canonical,
+        "contract_id": contract_id,
+        "function_name": function_name,
+        "token_recipient": token_recipient,
+        "token_amount_ustx": token_amount,
+        "ingested_at": ingested_at,
+    }
+    assert tuple(row) == TRANSACTION_COLUMNS  # the schema and the mapper move together
+    return row
+
+
+def _raw_json(raw: Any) -> str:
+    try:
+        return json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                          default=repr)
+    except (TypeError, ValueError):  # e.g. non-string keys mixed with sort_keys
+        return repr(raw)
+
+
+def _salvage(raw: Any) -> tuple[str | None, datetime | None]:
+    """Best-effort identity of a rejected row, so it can be found and re-checked."""
+    if not isinstance(raw, dict):
+        return None, None
+    tx_id = raw.get("tx_id")
+    tx_id = tx_id[:200] if isinstance(tx_id, str) else None
+    try:
+        bbt = _unix_time(raw.get("burn_block_time"), "burn_block_time")
+    except RowError:
+        bbt = None
+    return tx_id, bbt
+
+
+def map_page(
+    results: Iterable[Any], ingested_at: datetime
+) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
+    """Map a page's results: good rows, and every bad one with its reason and raw JSON."""
+    rows: list[dict[str, Any]] = []
+    rejected: list[RejectedRow] = []
+    for raw in results:
+        try:
+            rows.append(map_transaction(raw, ingested_at))
+        except RowError as exc:
+            tx_id, bbt = _salvage(raw)
+            rejected.append(RejectedRow(tx_id, bbt, exc.reason, _raw_json(raw)))
+    return rows, rejected
