@@ -1,0 +1,74 @@
+"""What one backfill run reports: why it stopped and what it did."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class StopReason(StrEnum):
+    TARGET_REACHED = "target_reached"
+    START_OF_CHAIN = "start_of_chain"
+    MAX_PAGES = "max_pages"
+    NO_PROGRESS = "no_progress"
+    API_ERROR = "api_error"
+    RATE_LIMIT_EXHAUSTED = "rate_limit_exhausted"
+
+    @property
+    def complete(self) -> bool:
+        return self in (StopReason.TARGET_REACHED, StopReason.START_OF_CHAIN)
+
+    @property
+    def resumable(self) -> bool:
+        """An early stop that the next run simply continues (CLI exit 75)."""
+        return self in (
+            StopReason.MAX_PAGES,
+            StopReason.NO_PROGRESS,
+            StopReason.RATE_LIMIT_EXHAUSTED,
+        )
+
+
+@dataclass
+class BackfillResult:
+    stop_reason: StopReason
+    complete: bool
+    run_id: str = ""
+    target_days: float = 0.0
+    target_time: datetime | None = None
+    head_burn_time: datetime | None = None
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    responses_429: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_orphaned: int = 0
+    rows_rejected: int = 0
+    rows_total: int = 0
+    oldest_block_time: datetime | None = None
+    newest_block_time: datetime | None = None
+    windows_sealed: int = 0
+    windows_sealed_total: int = 0
+    windows_total: int = 0
+    coverage_percent: float = 0.0
+    missing_days: float = 0.0
+    elapsed_seconds: float = 0.0
+    rows_per_second: float = 0.0
+    eta_seconds: float | None = None
+    error: str | None = None
+    retry_after: datetime | None = None
+    faults_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: datetimes as ISO strings, the enum as its value."""
+        out: dict[str, Any] = {}
+        for key, value in asdict(self).items():
+            if isinstance(value, datetime):
+                out[key] = value.isoformat()
+            elif isinstance(value, StopReason):
+                out[key] = value.value
+            else:
+                out[key] = value
+        return out

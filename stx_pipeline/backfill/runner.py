@@ -1,0 +1,642 @@
+"""`ensure_transaction_history`: both phases as "fill the uncovered windows, newest first".
+
+Phase 1 (new data from the head) and Phase 2 (history back to the target) are the same
+operation on the coverage ledger: every closed window in `[target, head)` that is not
+sealed gets fetched, wherever it is — so the hole an interrupted Phase 1 leaves is just
+another uncovered window. Workers fetch windows concurrently through the client's shared
+rate limiter; one writer commits rows and ledger rows together.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import duckdb
+
+from stx_pipeline.backfill.planner import Window, WindowPlanner, covered_seconds, uncovered
+from stx_pipeline.backfill.result import BackfillResult, StopReason
+from stx_pipeline.backfill.status import progress_from_db, write_status_file
+from stx_pipeline.backfill.writer import PageBatch, WindowWriter, WriterCounters, to_ts
+from stx_pipeline.hiro.client import HiroClient
+from stx_pipeline.hiro.errors import HiroError, RateLimitExhausted
+from stx_pipeline.hiro.rows import map_page
+from stx_pipeline.warehouse.db import open_db, resolve_db_path
+
+log = logging.getLogger("stx_pipeline.backfill")
+
+PAGE_LIMIT = 50
+DEFAULT_MAX_PAGES = 10_000
+DEFAULT_REVERIFY_SECONDS = 2 * 3600
+ROWS_PER_WINDOW = 1000
+SPLIT_ROWS = 5000
+
+
+@dataclass
+class Progress:
+    """A live snapshot for progress bars and the status file."""
+
+    phase: str
+    windows_done: int
+    windows_planned: int
+    rows_inserted: int
+    pages: int
+    rows_per_second: float
+    eta_seconds: float | None
+    coverage_percent: float
+
+
+class _Outcome(Enum):
+    DONE = "done"
+    SPLIT = "split"
+    UNSTABLE = "unstable"
+    BUDGET = "budget"
+    STOPPED = "stopped"
+
+
+class _PageBudget:
+    """The run's `max_pages`, shared by the workers."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.used >= self.limit:
+                return False
+            self.used += 1
+            return True
+
+    @property
+    def exhausted(self) -> bool:
+        with self._lock:
+            return self.used >= self.limit
+
+
+class _Fatal:
+    """The first error that must stop the run (rate-limit exhaustion or an API error)."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def set(self, exc: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = exc
+
+
+def ensure_transaction_history(
+    max_days: float = 180,
+    force_refresh: bool = False,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    *,
+    db_path: str | None = None,
+    client: HiroClient | None = None,
+    workers: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    now: datetime | None = None,
+    reverify_seconds: int = DEFAULT_REVERIFY_SECONDS,
+    rows_per_window: int = ROWS_PER_WINDOW,
+    status_path: str | None = None,
+) -> BackfillResult:
+    """Make the table hold every transaction with `burn_block_time` in [now - max_days, head].
+
+    Idempotent and resumable: call it again and it continues; once complete it only
+    re-fetches the head and a short trailing span. Early stops (max pages, no progress,
+    exhausted rate limit) and API errors come back as the result's `stop_reason`;
+    a storage failure raises `WarehouseError` after the status file says so.
+    """
+    if isinstance(max_days, bool) or not isinstance(max_days, int | float) or not max_days > 0:
+        raise ValueError(f"max_days must be a positive number of days, got {max_days!r}")
+    if isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1:
+        raise ValueError(f"max_pages must be a positive integer, got {max_pages!r}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+
+    path = resolve_db_path(db_path)
+    own_client = client is None
+    client = client or HiroClient.from_env()
+    run = _Run(
+        client=client,
+        db_path=str(path),
+        max_days=float(max_days),
+        max_pages=max_pages,
+        workers=workers,
+        on_progress=on_progress,
+        now=now or datetime.now(UTC),
+        reverify_seconds=reverify_seconds,
+        rows_per_window=rows_per_window,
+        status_path=status_path,
+    )
+    try:
+        return run.execute(force_refresh)
+    finally:
+        if own_client:
+            client.close()
+
+
+class _Run:
+    def __init__(
+        self,
+        *,
+        client: HiroClient,
+        db_path: str,
+        max_days: float,
+        max_pages: int,
+        workers: int | None,
+        on_progress: Callable[[Progress], None] | None,
+        now: datetime,
+        reverify_seconds: int,
+        rows_per_window: int,
+        status_path: str | None,
+    ) -> None:
+        self.client = client
+        self.db_path = db_path
+        self.max_days = max_days
+        self.budget = _PageBudget(max_pages)
+        self.workers_requested = workers
+        self.on_progress = on_progress
+        self.now = now
+        self.reverify_seconds = reverify_seconds
+        self.rows_per_window = rows_per_window
+        self.status_path = status_path
+        self.run_id = uuid.uuid4().hex[:12]
+        self.started = time.monotonic()
+        self.stop = threading.Event()
+        self.fatal = _Fatal()
+        self.windows_planned = 0
+        self.windows_done = 0
+        self.phase = "starting"
+        self._last_status_write = 0.0
+        self._stats_before = self._client_stats()
+        self.target_ts = int(self.now.timestamp() - max_days * 86400)
+        self.planner: WindowPlanner | None = None
+        self.head_ts = 0
+        self.lower = 0
+        self._probe_latency = 0.2
+
+    # -- helpers -----------------------------------------------------------------------
+    def _client_stats(self) -> dict[str, Any]:
+        stats = getattr(self.client, "stats", None)
+        return dict(stats.snapshot()) if stats is not None else {}
+
+    def _stat_delta(self, key: str) -> int:
+        now = self._client_stats()
+        return int(now.get(key, 0) or 0) - int(self._stats_before.get(key, 0) or 0)
+
+    def _page(self, **params: Any):  # -> TxPage
+        if not self.budget.take():
+            return None
+        return self.client.list_transactions(limit=PAGE_LIMIT, **params)
+
+    # -- the run -----------------------------------------------------------------------
+    def execute(self, force_refresh: bool) -> BackfillResult:
+        log.info(
+            "backfill %s starting: target %s days (%s), max_pages %d",
+            self.run_id, f"{self.max_days:g}", to_ts(self.target_ts).isoformat(),
+            self.budget.limit,
+        )
+        con = open_db(self.db_path)
+        writer: WindowWriter | None = None
+        try:
+            self._record_run_start(con)
+            if force_refresh:
+                self._clear(con)
+            try:
+                head = self._probe_head(con)
+            except HiroError as exc:
+                return self._finish(con, None, exc, head_ts=None, lower=None)
+            if head is None:
+                log.info("the chain has no transactions yet")
+                return self._finish(con, None, None, head_ts=None, lower=None)
+            head_ts, genesis_ts, total_txs = head
+            lower = max(self.target_ts, genesis_ts)
+            writer = WindowWriter(con, on_commit=self._on_commit)
+            writer.start()
+            self._fetch_all(con, writer, head_ts, genesis_ts, lower, total_txs)
+            writer.close()
+            if writer.error is not None:
+                raise writer.error
+            return self._finish(con, writer.counters, self.fatal.error, head_ts, lower,
+                                genesis_ts=genesis_ts)
+        except BaseException as exc:
+            self.stop.set()
+            if writer is not None:
+                writer.close()
+            self._write_status({"status": "error", "error": _one_line(exc),
+                                "run_id": self.run_id, "target_days": self.max_days})
+            raise
+        finally:
+            con.close()
+
+    def _record_run_start(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            "INSERT INTO backfill_runs (run_id, started_at, target_days) VALUES (?, ?, ?)",
+            [self.run_id, datetime.now(UTC), self.max_days],
+        )
+
+    def _clear(self, con: duckdb.DuckDBPyConnection) -> None:
+        log.warning("force refresh: clearing transactions, ledger and rejected rows")
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM transactions")
+        con.execute("DELETE FROM coverage_ledger")
+        con.execute("DELETE FROM rejected_rows")
+        con.execute("DELETE FROM pipeline_meta")
+        con.execute("COMMIT")
+
+    def _probe_head(self, con: duckdb.DuckDBPyConnection) -> tuple[int, int, int] | None:
+        """Head burn time and chain start: two one-row requests (the start is cached)."""
+        newest = self.client.list_transactions(limit=1)
+        self.budget.used += 1
+        self._probe_latency = max(newest.elapsed_seconds, 0.0)
+        if not newest.results:
+            return None
+        head_ts = int(newest.results[0]["burn_block_time"])
+        total_txs = int(newest.total)
+        cached = con.execute(
+            "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
+        ).fetchone()
+        if cached:
+            genesis_ts = int(cached[0])
+        else:
+            oldest = self.client.list_transactions(limit=1, order="asc")
+            self.budget.used += 1
+            genesis_ts = int(oldest.results[0]["burn_block_time"]) if oldest.results else head_ts
+            con.execute(
+                "INSERT OR REPLACE INTO pipeline_meta VALUES ('genesis_burn_time', ?)",
+                [str(genesis_ts)],
+            )
+        return head_ts, genesis_ts, total_txs
+
+    def _plan(
+        self, con: duckdb.DuckDBPyConnection, head_ts: int, genesis_ts: int, lower: int,
+        total_txs: int,
+    ) -> WindowPlanner:
+        ledger = con.execute(
+            "SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT, status,"
+            " next_offset, expected FROM coverage_ledger ORDER BY window_start"
+        ).fetchall()
+        reverify_from = head_ts - self.reverify_seconds
+        sealed: list[tuple[int, int]] = []
+        partial: list[Window] = []
+        for start, end, status, next_offset, _expected in ledger:
+            if end < lower or start >= head_ts:
+                continue
+            if status == "sealed" and end < reverify_from:
+                sealed.append((start, end))
+            else:
+                # partial windows resume at their offset; recent sealed ones are re-verified
+                offset = int(next_offset) if status == "partial" else 0
+                partial.append(Window(start, end, next_offset=offset, in_ledger=True))
+        blocked = sealed + [(w.start, w.end or w.start) for w in partial]
+        gaps = uncovered(lower, head_ts - 1, blocked)
+        density = self._initial_density(con, head_ts, genesis_ts, total_txs)
+        return WindowPlanner(gaps, partial, density=density, rows_per_window=self.rows_per_window)
+
+    @staticmethod
+    def _initial_density(
+        con: duckdb.DuckDBPyConnection, head_ts: int, genesis_ts: int, total_txs: int
+    ) -> float:
+        row = con.execute(
+            "SELECT sum(expected), sum(epoch(window_end) - epoch(window_start) + 1)"
+            " FROM (SELECT * FROM coverage_ledger WHERE status = 'sealed'"
+            " ORDER BY window_start DESC LIMIT 24)"
+        ).fetchone()
+        if row and row[0] and row[1]:
+            return float(row[0]) / float(row[1])
+        span = max(head_ts - genesis_ts, 1)
+        return max(total_txs, 1) / span
+
+    def _worker_count(self) -> int:
+        if self.workers_requested:
+            return self.workers_requested
+        limiter = getattr(self.client, "limiter", None)
+        rpm = getattr(limiter, "current_rpm", None) if limiter is not None else None
+        if not rpm:
+            return 8
+        latency = max(self._probe_latency, 0.02)
+        needed = math.ceil(rpm / 60.0 * latency * 1.5) + 1
+        return max(2, min(32, needed))
+
+    def _fetch_all(
+        self, con: duckdb.DuckDBPyConnection, writer: WindowWriter, head_ts: int,
+        genesis_ts: int, lower: int, total_txs: int,
+    ) -> None:
+        planner = self._plan(con, head_ts, genesis_ts, lower, total_txs)
+        self.planner = planner
+        self.head_ts = head_ts
+        self.lower = lower
+        self.windows_planned = 1 + len(planner)
+        n_workers = self._worker_count()
+        log.info(
+            "plan: head burn time %s, lower bound %s, %d worker(s), %d window(s)/gap(s) to"
+            " fill, ~%.0f rows per hour", to_ts(head_ts).isoformat(), to_ts(lower).isoformat(),
+            n_workers, len(planner), planner.density * 3600,
+        )
+        retries: dict[int, int] = {}
+        inflight: dict[Future[_Outcome], Window] = {}
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="fetch") as pool:
+            self.phase = "phase 1 (head)"
+            inflight[pool.submit(self._fetch_window, Window(head_ts, None), writer)] = Window(
+                head_ts, None
+            )
+            while True:
+                if self.fatal.error is not None or writer.error is not None:
+                    self.stop.set()
+                while (
+                    not self.stop.is_set()
+                    and len(inflight) < n_workers
+                    and not self.budget.exhausted
+                ):
+                    window = planner.next()
+                    if window is None:
+                        break
+                    self.phase = self._phase_of(con, window)
+                    inflight[pool.submit(self._fetch_window, window, writer)] = window
+                if not inflight:
+                    if not writer.idle():
+                        time.sleep(0.05)
+                        continue
+                    requeued = self._requeue_failed(writer, planner, retries)
+                    if requeued and not self.stop.is_set() and not self.budget.exhausted:
+                        continue
+                    break
+                done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    window = inflight.pop(fut)
+                    try:
+                        outcome = fut.result()
+                    except (RateLimitExhausted, HiroError) as exc:
+                        self.fatal.set(exc)
+                        continue
+                    except BaseException as exc:  # a bug: stop the run, keep what is committed
+                        self.fatal.set(exc)
+                        continue
+                    if outcome is _Outcome.SPLIT:
+                        planner.push_front(*window.split())
+                        self.windows_planned += 1
+                    elif outcome is _Outcome.UNSTABLE:
+                        count = retries.get(window.start, 0) + 1
+                        retries[window.start] = count
+                        if count <= 2:
+                            planner.push_front(Window(window.start, window.end, 0, True))
+                    elif outcome is _Outcome.DONE:
+                        self.windows_done += 1
+                self._requeue_failed(writer, planner, retries)
+                self._report_progress(writer.counters)
+
+    def _requeue_failed(
+        self, writer: WindowWriter, planner: WindowPlanner, retries: dict[int, int]
+    ) -> bool:
+        requeued = False
+        while writer.counters.verify_failures:
+            window = writer.counters.verify_failures.popleft()
+            count = retries.get(window.start, 0) + 1
+            retries[window.start] = count
+            if count <= 2:
+                planner.push_front(Window(window.start, window.end, 0, True))
+                requeued = True
+        return requeued
+
+    def _phase_of(self, con: duckdb.DuckDBPyConnection, window: Window) -> str:
+        return "phase 1 (new data)" if (window.end or 0) >= self.head_ts - 3600 else (
+            "phase 2 (history)"
+        )
+
+    def _fetch_window(self, window: Window, writer: WindowWriter) -> _Outcome:
+        """Page one window in ascending order until `total`; each page goes to the writer."""
+        offset = window.next_offset
+        full = offset == 0
+        expected: int | None = None
+        ingested_at = datetime.now(UTC)
+        while not self.stop.is_set():
+            params: dict[str, Any] = {
+                "offset": offset,
+                "order": "asc",
+                "sort_by": "burn_block_time",
+                "start_time": window.start,
+            }
+            if window.end is not None:
+                params["end_time"] = window.end
+            page = self._page(**params)
+            if page is None:
+                return _Outcome.BUDGET
+            total = int(page.total)
+            if expected is None:
+                expected = total
+                if (
+                    full
+                    and not window.in_ledger
+                    and window.end is not None
+                    and total > SPLIT_ROWS
+                    and window.end > window.start
+                ):
+                    return _Outcome.SPLIT
+                if self.planner is not None and window.end is not None:
+                    self.planner.observe(window, total)
+            elif total != expected and window.end is not None:
+                log.warning(
+                    "window %s..%s changed while paging (total %d -> %d); restarting it",
+                    to_ts(window.start).isoformat(), to_ts(window.end).isoformat(),
+                    expected, total,
+                )
+                return _Outcome.UNSTABLE
+            rows, rejected = map_page(page.results, ingested_at)
+            for bad in rejected:
+                log.warning("rejected row %s: %s", bad.tx_id or "<no tx_id>", bad.reason)
+            if window.end is None:
+                expected = total  # the head grows while we page it
+            last = offset + PAGE_LIMIT >= total or not page.results
+            if not page.results and offset < total and window.end is not None:
+                return _Outcome.UNSTABLE
+            batch = PageBatch(window, offset, total, rows, rejected, last, full)
+            if not writer.put(batch, self.stop):
+                return _Outcome.STOPPED
+            if last:
+                return _Outcome.DONE
+            offset += PAGE_LIMIT
+        return _Outcome.STOPPED
+
+    # -- progress and status -----------------------------------------------------------
+    def _on_commit(self, counters: WriterCounters) -> None:
+        if time.monotonic() - self._last_status_write >= 2.0:
+            self._last_status_write = time.monotonic()
+            snap = self._progress(counters)
+            self._write_status(
+                {
+                    "status": "running",
+                    "run_id": self.run_id,
+                    "target_days": self.max_days,
+                    "phase": snap.phase,
+                    "windows_done": snap.windows_done,
+                    "windows_planned": snap.windows_planned,
+                    "rows_inserted": snap.rows_inserted,
+                    "pages": snap.pages,
+                    "rows_per_second": round(snap.rows_per_second, 1),
+                    "eta_seconds": snap.eta_seconds,
+                    "coverage_percent": round(snap.coverage_percent, 2),
+                }
+            )
+
+    def _progress(self, counters: WriterCounters) -> Progress:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = counters.rows_inserted / elapsed
+        planner = self.planner
+        eta = None
+        coverage = 0.0
+        if planner is not None:
+            remaining_rows = planner.remaining_seconds() * planner.density
+            eta = remaining_rows / rate if rate > 0 else None
+            span = max(self.head_ts - self.lower, 1)
+            coverage = 100.0 * (1 - min(planner.remaining_seconds(), span) / span)
+        return Progress(
+            phase=self.phase,
+            windows_done=self.windows_done,
+            windows_planned=self.windows_planned,
+            rows_inserted=counters.rows_inserted,
+            pages=self.budget.used,
+            rows_per_second=rate,
+            eta_seconds=eta,
+            coverage_percent=coverage,
+        )
+
+    def _report_progress(self, counters: WriterCounters) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self._progress(counters))
+
+    def _write_status(self, payload: dict[str, Any]) -> None:
+        try:
+            write_status_file(payload, self.status_path)
+        except OSError as exc:  # monitoring must never break the backfill
+            log.warning("could not write the status file: %s", exc)
+
+    def _finish(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        counters: WriterCounters | None,
+        error: BaseException | None,
+        head_ts: int | None,
+        lower: int | None,
+        genesis_ts: int | None = None,
+    ) -> BackfillResult:
+        counters = counters or WriterCounters()
+        elapsed = time.monotonic() - self.started
+        sealed = [
+            (int(s), int(e))
+            for s, e in con.execute(
+                "SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT"
+                " FROM coverage_ledger WHERE status = 'sealed'"
+            ).fetchall()
+        ]
+        if head_ts is not None and lower is not None:
+            span = max(head_ts - lower, 0)
+            covered = covered_seconds(lower, head_ts - 1, sealed) if span else 0
+            missing = span - covered
+            coverage = 100.0 * covered / span if span else 100.0
+            windows_total = sum(1 for s, e in sealed if e >= lower and s < head_ts)
+            windows_total += len(self.planner) if (missing and self.planner) else 0
+        else:
+            missing, coverage, windows_total = 0, 100.0 if error is None else 0.0, 0
+        complete = head_ts is not None and missing == 0 and error is None
+        if error is not None:
+            reason = (
+                StopReason.RATE_LIMIT_EXHAUSTED
+                if isinstance(error, RateLimitExhausted)
+                else StopReason.API_ERROR
+            )
+        elif head_ts is None:
+            reason = StopReason.START_OF_CHAIN
+            complete = True
+        elif missing == 0:
+            reason = (
+                StopReason.START_OF_CHAIN
+                if genesis_ts is not None and self.target_ts < genesis_ts
+                else StopReason.TARGET_REACHED
+            )
+        elif self.budget.exhausted:
+            reason = StopReason.MAX_PAGES
+        else:
+            reason = StopReason.NO_PROGRESS
+        if error is not None and not isinstance(error, HiroError):
+            log.error("backfill stopped by an unexpected error: %s", _one_line(error))
+        db = progress_from_db(con, self.max_days, now=self.now)
+        sealed_in_window = sum(1 for s, e in sealed if lower is not None and e >= lower)
+        rate = counters.rows_inserted / elapsed if elapsed > 0 else 0.0
+        eta = None
+        planner = self.planner
+        if missing and rate > 0 and planner is not None:
+            eta = missing * planner.density / rate
+        result = BackfillResult(
+            stop_reason=reason,
+            complete=complete,
+            run_id=self.run_id,
+            target_days=self.max_days,
+            target_time=to_ts(self.target_ts),
+            head_burn_time=to_ts(head_ts) if head_ts is not None else None,
+            pages=self.budget.used,
+            requests=self._stat_delta("requests"),
+            retries=self._stat_delta("retries"),
+            responses_429=self._stat_delta("responses_429"),
+            rows_inserted=counters.rows_inserted,
+            rows_updated=counters.rows_updated,
+            rows_orphaned=counters.rows_orphaned,
+            rows_rejected=counters.rows_rejected,
+            rows_total=db["rows"],
+            oldest_block_time=db["oldest"],
+            newest_block_time=db["newest"],
+            windows_sealed=counters.windows_sealed,
+            windows_sealed_total=sealed_in_window,
+            windows_total=max(windows_total, sealed_in_window),
+            coverage_percent=round(coverage, 4),
+            missing_days=round(missing / 86400, 4),
+            elapsed_seconds=round(elapsed, 3),
+            rows_per_second=round(rate, 1),
+            eta_seconds=round(eta, 1) if eta is not None else None,
+            error=_one_line(error) if error is not None else None,
+            retry_after=getattr(error, "retry_at", None),
+            faults_by_kind=dict(self._client_stats().get("faults_by_kind", {}) or {}),
+        )
+        con.execute(
+            """UPDATE backfill_runs SET finished_at = ?, stop_reason = ?, pages = ?,
+               requests = ?, rows_inserted = ?, rows_updated = ?, rows_orphaned = ?,
+               windows_sealed = ?, elapsed_seconds = ? WHERE run_id = ?""",
+            [datetime.now(UTC), reason.value, result.pages, result.requests,
+             result.rows_inserted, result.rows_updated, result.rows_orphaned,
+             result.windows_sealed, result.elapsed_seconds, self.run_id],
+        )
+        log.info(
+            "backfill %s stopped: %s | pages %d | rows +%d (updated %d, orphaned %d, rejected"
+            " %d) | total %d | coverage %.2f%% | %.1fs",
+            self.run_id, reason.value, result.pages, result.rows_inserted, result.rows_updated,
+            result.rows_orphaned, result.rows_rejected, result.rows_total,
+            result.coverage_percent, result.elapsed_seconds,
+        )
+        if result.error:
+            log.error("backfill %s: %s", self.run_id, result.error)
+        status = {
+            "status": "complete" if complete else ("error" if reason is StopReason.API_ERROR
+                                                  else "in_progress"),
+            **{k: v for k, v in result.to_dict().items()},
+            "last_run": result.to_dict(),
+        }
+        self._write_status(status)
+        return result
+
+
+def _one_line(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

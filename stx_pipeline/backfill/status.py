@@ -1,0 +1,190 @@
+"""How far the backfill has got: the guide's progress dict plus the ledger's figures.
+
+While a backfill holds the DuckDB file no other process can open it, so progress falls
+back to `data/backfill_status.json`, which the running backfill refreshes every few
+seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from stx_pipeline.backfill.planner import covered_seconds
+from stx_pipeline.warehouse.db import WarehouseLocked, connect, resolve_db_path
+
+DEFAULT_STATUS_PATH = Path("data/backfill_status.json")
+
+
+def default_status_path() -> Path:
+    return Path(os.environ.get("STX_PIPELINE_STATUS_FILE") or DEFAULT_STATUS_PATH)
+
+
+def write_status_file(status: dict[str, Any], path: str | os.PathLike[str] | None = None) -> Path:
+    """Atomic: a reader never sees half a file (temp file in the same folder + rename)."""
+    target = Path(path) if path else default_status_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**status, "timestamp": datetime.now(UTC).isoformat()}
+    fd, tmp = tempfile.mkstemp(prefix=".status-", suffix=".json", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=2, default=_json_default)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_status_file(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    target = Path(path) if path else default_status_path()
+    try:
+        return json.loads(target.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return str(value)
+
+
+def _empty(status: str, target_days: float) -> dict[str, Any]:
+    return {
+        "status": status,
+        "rows": 0,
+        "oldest": None,
+        "newest": None,
+        "complete": False,
+        "days_coverage": 0,
+        "target_days": target_days,
+    }
+
+
+def progress_from_db(
+    con: duckdb.DuckDBPyConnection, target_days: float, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The guide's dict and the ledger's figures, from an open connection."""
+    now = now or datetime.now(UTC)
+    rows, oldest, newest = con.execute(
+        "SELECT count(*), min(block_time), max(block_time) FROM transactions WHERE canonical"
+    ).fetchone()
+    if not oldest:
+        out = _empty("empty", target_days)
+        out.update(_ledger_figures(con, target_days, now))
+        return out
+    target_time = now - timedelta(days=target_days)
+    ledger = _ledger_figures(con, target_days, now)
+    oldest_reached = oldest <= target_time
+    complete = ledger["ledger_complete"] if ledger["windows_total"] else oldest_reached
+    return {
+        "status": "complete" if complete else "in_progress",
+        "rows": int(rows),
+        "oldest": oldest,
+        "newest": newest,
+        "complete": bool(complete),
+        "days_coverage": (newest - oldest).total_seconds() / 86400,
+        "target_days": target_days,
+        "oldest_reached_target": bool(oldest_reached),
+        **ledger,
+    }
+
+
+def _ledger_figures(
+    con: duckdb.DuckDBPyConnection, target_days: float, now: datetime
+) -> dict[str, Any]:
+    target_ts = int(now.timestamp() - target_days * 86400)
+    genesis = con.execute(
+        "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
+    ).fetchone()
+    lower = max(target_ts, int(genesis[0])) if genesis else target_ts
+    windows = con.execute(
+        "SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT, status,"
+        " coalesce(expected, 0), loaded, rejected FROM coverage_ledger"
+        " WHERE window_end >= to_timestamp(?)",
+        [lower],
+    ).fetchall()
+    sealed = [(s, e) for s, e, st, *_ in windows if st == "sealed"]
+    newest_sealed = max((e for _, e in sealed), default=None)
+    head = con.execute(
+        "SELECT epoch(max(burn_block_time))::BIGINT FROM transactions WHERE canonical"
+    ).fetchone()[0]
+    upper = int(head) - 1 if head is not None else (newest_sealed or lower)
+    span = max(upper - lower + 1, 0)
+    covered = covered_seconds(lower, upper, sealed) if span else 0
+    expected = sum(int(w[3]) for w in windows if w[2] == "sealed")
+    loaded = sum(int(w[4]) for w in windows if w[2] == "sealed")
+    rejected = con.execute("SELECT count(*) FROM rejected_rows").fetchone()[0]
+    last_run = con.execute(
+        "SELECT run_id, started_at, finished_at, stop_reason, pages, rows_inserted,"
+        " elapsed_seconds FROM backfill_runs WHERE finished_at IS NOT NULL"
+        " ORDER BY finished_at DESC LIMIT 1"
+    ).fetchone()
+    rate = None
+    if last_run and last_run[6]:
+        rate = (last_run[5] or 0) / last_run[6] if last_run[6] > 0 else None
+    missing_seconds = span - covered
+    density = (expected / max(sum(e - s + 1 for s, e in sealed), 1)) if sealed else None
+    eta = (missing_seconds * density / rate) if (rate and density and missing_seconds) else None
+    return {
+        "windows_sealed": len(sealed),
+        "windows_total": len(windows),
+        "windows_partial": sum(1 for w in windows if w[2] != "sealed"),
+        "expected_rows": expected,
+        "loaded_rows": loaded,
+        "rejected_rows": int(rejected),
+        "percent_complete": round(100.0 * covered / span, 2) if span else 0.0,
+        "missing_days": round(missing_seconds / 86400, 3),
+        "ledger_complete": bool(span and missing_seconds == 0),
+        "last_run": {
+            "run_id": last_run[0],
+            "started_at": last_run[1],
+            "finished_at": last_run[2],
+            "stop_reason": last_run[3],
+            "pages": last_run[4],
+            "rows_inserted": last_run[5],
+            "elapsed_seconds": last_run[6],
+        }
+        if last_run
+        else None,
+        "rows_per_second": round(rate, 1) if rate is not None else None,
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+    }
+
+
+def check_backfill_progress(
+    target_days: float = 180,
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    status_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The guide's Step 1, answered from the ledger (or the live status file while locked)."""
+    path = resolve_db_path(db_path)
+    if not path.exists():
+        return _empty("no_cache", target_days)
+    try:
+        con = connect(path, read_only=True, lock_timeout=0.5)
+    except WarehouseLocked:
+        live = read_status_file(status_path) or {}
+        out = _empty("in_progress", target_days)
+        out.update({k: v for k, v in live.items() if k not in ("status", "target_days")})
+        out["status"] = "in_progress"
+        out["note"] = "a backfill holds the database; figures come from the live status file"
+        return out
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+                  .fetchall()}
+        if "transactions" not in tables or "coverage_ledger" not in tables:
+            return _empty("empty", target_days)
+        return progress_from_db(con, target_days)
+    finally:
+        con.close()

@@ -1,0 +1,358 @@
+"""The single DuckDB writer of a run.
+
+Fetch workers hand it page batches; it commits each group of pages together with the
+ledger rows that describe them in ONE transaction, so a crash can lose work in flight
+but can never leave the ledger claiming rows the table does not hold. A window is
+sealed only when the rows in the table for it match the API's `total`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow as pa
+
+from stx_pipeline.backfill.planner import Window
+from stx_pipeline.hiro.rows import RejectedRow
+from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
+
+log = logging.getLogger("stx_pipeline.backfill")
+
+_TS = pa.timestamp("us", tz="UTC")
+ARROW_SCHEMA = pa.schema(
+    [
+        ("tx_id", pa.string()),
+        ("tx_type", pa.string()),
+        ("tx_status", pa.string()),
+        ("sender_address", pa.string()),
+        ("sponsored", pa.bool_()),
+        ("sponsor_address", pa.string()),
+        ("fee_payer", pa.string()),
+        ("fee_ustx", pa.int64()),
+        ("nonce", pa.int64()),
+        ("block_height", pa.int64()),
+        ("block_hash", pa.string()),
+        ("tx_index", pa.int32()),
+        ("block_time", _TS),
+        ("burn_block_time", _TS),
+        ("burn_block_height", pa.int64()),
+        ("canonical", pa.bool_()),
+        ("contract_id", pa.string()),
+        ("function_name", pa.string()),
+        ("token_recipient", pa.string()),
+        ("token_amount_ustx", pa.int64()),
+        ("ingested_at", _TS),
+    ]
+)
+assert tuple(ARROW_SCHEMA.names) == TRANSACTION_COLUMNS
+
+_COLS = ", ".join(TRANSACTION_COLUMNS)
+_UPDATABLE = [c for c in TRANSACTION_COLUMNS if c != "tx_id"]
+_CHANGED = " OR ".join(
+    f"transactions.{c} IS DISTINCT FROM excluded.{c}"
+    for c in ("tx_status", "block_hash", "block_height", "tx_index", "block_time",
+              "burn_block_time", "canonical", "fee_ustx", "sender_address")
+)
+INSERT_NEW_SQL = f"INSERT INTO transactions SELECT {_COLS} FROM _batch ON CONFLICT DO NOTHING"
+UPDATE_CHANGED_SQL = (
+    f"INSERT INTO transactions SELECT {_COLS} FROM _batch ON CONFLICT (tx_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _UPDATABLE)
+    + f" WHERE {_CHANGED}"
+)
+
+
+def to_ts(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass
+class PageBatch:
+    """One page of one window, as fetched."""
+
+    window: Window
+    offset: int
+    total: int
+    rows: list[dict]
+    rejected: list[RejectedRow]
+    last: bool
+    full_fetch: bool  # this attempt started at offset 0 in this run: orphans detectable
+
+
+@dataclass
+class WriterCounters:
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_orphaned: int = 0
+    rows_rejected: int = 0
+    pages_committed: int = 0
+    windows_sealed: int = 0
+    windows_failed_verification: int = 0
+    commits: int = 0
+    sealed_expected_rows: int = 0
+    sealed_seconds: int = 0
+    verify_failures: deque[Window] = field(default_factory=deque)
+
+
+_STOP = object()
+
+
+class WindowWriter:
+    """Owns the run's DuckDB connection and commits page batches from a bounded queue."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        queue_size: int = 64,
+        group_pages: int = 40,
+        on_commit: Callable[[WriterCounters], None] | None = None,
+    ) -> None:
+        self.con = con
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self.group_pages = group_pages
+        self.counters = WriterCounters()
+        self.error: BaseException | None = None
+        self._seen: dict[int, set[str]] = {}
+        self._rejected_in_attempt: dict[int, int] = {}
+        self._on_commit = on_commit
+        self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, batch: PageBatch, stop: threading.Event) -> bool:
+        """Blocks while the queue is full (back-pressure keeps memory flat)."""
+        while not stop.is_set() and self.error is None:
+            try:
+                self.queue.put(batch, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def idle(self) -> bool:
+        return self.queue.unfinished_tasks == 0
+
+    def close(self) -> None:
+        """Commit everything queued, then stop the thread."""
+        if self._thread.is_alive():
+            self.queue.put(_STOP)
+            self._thread.join()
+
+    # -- the thread --------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                self.queue.task_done()
+                return
+            group = [item]
+            stop_seen = False
+            while len(group) < self.group_pages:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop_seen = True
+                    break
+                group.append(nxt)
+            try:
+                if self.error is None:
+                    self._commit_group([b for b in group if isinstance(b, PageBatch)])
+            except BaseException as exc:
+                self.error = exc
+                log.error("writer failed, window rolled back: %s", str(exc).splitlines()[0])
+            finally:
+                for _ in group:
+                    self.queue.task_done()
+            if stop_seen:
+                self.queue.task_done()
+                return
+
+    def _commit_group(self, group: list[PageBatch]) -> None:
+        con = self.con
+        now = datetime.now(UTC)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rows: dict[str, dict] = {}
+            rejected: list[RejectedRow] = []
+            for batch in group:
+                for row in batch.rows:
+                    rows[row["tx_id"]] = row
+                rejected.extend(batch.rejected)
+            inserted = updated = 0
+            if rows:
+                _batch = pa.Table.from_pylist(list(rows.values()), schema=ARROW_SCHEMA)
+                con.register("_batch", _batch)
+                try:
+                    inserted = _affected(con.execute(INSERT_NEW_SQL))
+                    updated = _affected(con.execute(UPDATE_CHANGED_SQL))
+                finally:
+                    con.unregister("_batch")
+            if rejected:
+                self._store_rejected(rejected, now)
+            sealed: list[tuple[Window, int]] = []
+            failed: list[Window] = []
+            orphaned = 0
+            for batch in group:
+                ws = batch.window.start
+                if batch.full_fetch:
+                    self._seen.setdefault(ws, set()).update(r["tx_id"] for r in batch.rows)
+                    self._seen[ws].update(r.tx_id for r in batch.rejected if r.tx_id)
+                if batch.window.is_head:
+                    if batch.last and batch.full_fetch:
+                        orphaned += self._mark_orphans(batch.window)
+                    continue
+                self._rejected_in_attempt[ws] = self._rejected_in_attempt.get(ws, 0) + len(
+                    batch.rejected
+                )
+                if batch.last:
+                    if batch.full_fetch:
+                        orphaned += self._mark_orphans(batch.window)
+                    ok = self._seal_or_reset(batch, now)
+                    if ok:
+                        sealed.append((batch.window, batch.total))
+                    else:
+                        failed.append(batch.window)
+                else:
+                    self._record_partial(batch, now)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        c = self.counters
+        c.rows_inserted += inserted
+        c.rows_updated += max(updated, 0)
+        c.rows_orphaned += orphaned
+        c.rows_rejected += len(rejected)
+        c.pages_committed += len(group)
+        c.commits += 1
+        for window, total in sealed:
+            c.windows_sealed += 1
+            c.sealed_expected_rows += total
+            c.sealed_seconds += window.seconds
+        for window in failed:
+            c.windows_failed_verification += 1
+            c.verify_failures.append(window)
+        for batch in group:
+            if batch.last:
+                self._seen.pop(batch.window.start, None)
+                self._rejected_in_attempt.pop(batch.window.start, None)
+        if self._on_commit is not None:
+            self._on_commit(c)
+
+    def _store_rejected(self, rejected: list[RejectedRow], now: datetime) -> None:
+        table = pa.table(
+            {
+                "raw_hash": [hashlib.md5(r.raw_json.encode()).hexdigest() for r in rejected],
+                "tx_id": [r.tx_id for r in rejected],
+                "burn_block_time": pa.array([r.burn_block_time for r in rejected], type=_TS),
+                "reason": [r.reason for r in rejected],
+                "raw_json": [r.raw_json for r in rejected],
+                "rejected_at": pa.array([now] * len(rejected), type=_TS),
+            }
+        )
+        self.con.register("_rejected", table)
+        try:
+            self.con.execute(
+                "INSERT INTO rejected_rows SELECT * FROM _rejected ON CONFLICT DO NOTHING"
+            )
+        finally:
+            self.con.unregister("_rejected")
+
+    def _mark_orphans(self, window: Window) -> int:
+        """Rows the API no longer returns for a fully re-fetched window: canonical = false."""
+        seen = self._seen.get(window.start, set())
+        ids = pa.table({"tx_id": pa.array(sorted(seen), type=pa.string())})
+        self.con.register("_seen", ids)
+        try:
+            params: list[object] = [to_ts(window.start)]
+            bound = "burn_block_time >= ?"
+            if window.end is not None:
+                bound += " AND burn_block_time <= ?"
+                params.append(to_ts(window.end))
+            n = _affected(
+                self.con.execute(
+                    f"UPDATE transactions SET canonical = false WHERE canonical AND {bound}"
+                    " AND tx_id NOT IN (SELECT tx_id FROM _seen)",
+                    params,
+                )
+            )
+        finally:
+            self.con.unregister("_seen")
+        if n:
+            log.warning(
+                "reorg: %d row(s) in window starting %s are no longer canonical",
+                n,
+                to_ts(window.start).isoformat(),
+            )
+        return n
+
+    def _record_partial(self, batch: PageBatch, now: datetime) -> None:
+        w = batch.window
+        rejected = self._rejected_in_attempt.get(w.start, 0)
+        self.con.execute(
+            """
+            INSERT INTO coverage_ledger (window_start, window_end, expected, loaded, rejected,
+                next_offset, status, fetched_at, attempts, pages)
+            VALUES (?, ?, ?, 0, ?, ?, 'partial', ?, 1, 1)
+            ON CONFLICT (window_start) DO UPDATE SET
+                window_end = excluded.window_end, expected = excluded.expected,
+                rejected = excluded.rejected, next_offset = excluded.next_offset,
+                status = 'partial', fetched_at = excluded.fetched_at,
+                pages = coverage_ledger.pages + 1
+            """,
+            [to_ts(w.start), to_ts(w.end or w.start), batch.total, rejected,
+             batch.offset + 50, now],
+        )
+
+    def _seal_or_reset(self, batch: PageBatch, now: datetime) -> bool:
+        """Seal when table rows + rejected rows == the API's total; else restart the window."""
+        w = batch.window
+        assert w.end is not None
+        loaded = self.con.execute(
+            "SELECT count(*) FROM transactions WHERE canonical"
+            " AND burn_block_time BETWEEN ? AND ?",
+            [to_ts(w.start), to_ts(w.end)],
+        ).fetchone()[0]
+        rejected = self._rejected_in_attempt.get(w.start, 0)
+        ok = loaded + rejected == batch.total
+        self.con.execute(
+            """
+            INSERT INTO coverage_ledger (window_start, window_end, expected, loaded, rejected,
+                next_offset, status, fetched_at, attempts, pages)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1)
+            ON CONFLICT (window_start) DO UPDATE SET
+                window_end = excluded.window_end, expected = excluded.expected,
+                loaded = excluded.loaded, rejected = excluded.rejected,
+                next_offset = excluded.next_offset, status = excluded.status,
+                fetched_at = excluded.fetched_at,
+                attempts = coverage_ledger.attempts + CASE WHEN excluded.status = 'sealed'
+                    THEN 0 ELSE 1 END,
+                pages = coverage_ledger.pages + 1
+            """,
+            [to_ts(w.start), to_ts(w.end), batch.total, loaded, rejected,
+             0 if not ok else batch.offset + 50, "sealed" if ok else "partial", now],
+        )
+        if not ok:
+            log.warning(
+                "window %s..%s: %d rows + %d rejected != total %d; it will be re-fetched",
+                to_ts(w.start).isoformat(), to_ts(w.end).isoformat(), loaded, rejected,
+                batch.total,
+            )
+        return ok
+
+
+def _affected(cursor: duckdb.DuckDBPyConnection) -> int:
+    row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0

@@ -1,0 +1,434 @@
+"""`stx-pipeline`: the same core as the Dagster assets, from a terminal.
+
+Exit codes: 0 target reached / done, 75 stopped early and can resume (max pages, no
+progress, rate limit exhausted), 1 failure, 2 bad usage or configuration. Every error
+is one line on stderr that says what went wrong and what to do; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_RESUMABLE = 75
+
+log = logging.getLogger("stx_pipeline")
+
+
+class UsageError(Exception):
+    """Bad flags or configuration: exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
+    """The guide's format, to logs/backfill.log and to the console."""
+    fmt = logging.Formatter("%(asctime)s | %(levelname)s | %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(fmt)
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.addHandler(console)
+    path = log_file or Path(os.environ.get("STX_PIPELINE_LOG_FILE", "logs/backfill.log"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(path)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    except OSError as exc:
+        log.warning("cannot write the log file %s (%s); logging to the console only", path,
+                    exc.strerror)
+    for noisy in ("urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stx-pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    bf = sub.add_parser("backfill", help="fetch history back to --days, resumably")
+    bf.add_argument("--days", type=_positive_int, default=180, help="target days (180)")
+    bf.add_argument("--max-pages", type=_positive_int, default=10_000,
+                    help="pages per run (10000)")
+    bf.add_argument("--force-refresh", action="store_true",
+                    help="clear table and ledger once, then refetch")
+    bf.add_argument("--workers", type=_positive_int, default=None,
+                    help="concurrent fetchers (default: from the rate limit and latency)")
+    bf.add_argument("--until-complete", action="store_true",
+                    help="repeat runs until complete (the guide's monitor loop)")
+    bf.add_argument("--max-runs", type=_positive_int, default=50)
+    bf.add_argument("--wait-seconds", type=_non_negative_float, default=60.0)
+    bf.add_argument("--timeout-minutes", type=_non_negative_float, default=360.0)
+    bf.add_argument("--stall-timeout-seconds", type=_non_negative_float, default=300.0)
+    _db_and_api(bf)
+
+    st = sub.add_parser("status", help="backfill progress")
+    st.add_argument("--days", type=_positive_int, default=180)
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--db", default=None)
+
+    me = sub.add_parser("metrics", help="compute the wallet metrics tables")
+    me.add_argument("--db", default=None)
+
+    da = sub.add_parser("dashboard", help="write the self-contained HTML dashboard")
+    da.add_argument("--db", default=None)
+    da.add_argument("--out", default=None, help="data/dashboards/wallet_metrics.html")
+
+    si = sub.add_parser("simulate", help="run the offline Hiro simulator")
+    from stx_pipeline.sim.cli_args import add_simulator_arguments
+
+    add_simulator_arguments(si)
+
+    de = sub.add_parser("demo", help="simulator + backfill + metrics + dashboard, offline")
+    de.add_argument("--days", type=_positive_int, default=14)
+    de.add_argument("--tx-per-day", type=_positive_int, default=4000)
+    de.add_argument("--db", default=None)
+
+    ui = sub.add_parser("ui", help="simulator + dagster dev together")
+    ui.add_argument("--port", type=_positive_int, default=3000)
+    ui.add_argument("--sim-port", type=_positive_int, default=3999)
+    ui.add_argument("--days", type=_positive_int, default=30)
+    return parser
+
+
+def _db_and_api(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=None, help="DuckDB file ($STX_PIPELINE_DB)")
+    p.add_argument("--api-url", default=None, help="Hiro API base URL ($HIRO_API_URL)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        handler = {
+            "backfill": cmd_backfill,
+            "status": cmd_status,
+            "metrics": cmd_metrics,
+            "dashboard": cmd_dashboard,
+            "simulate": cmd_simulate,
+            "demo": cmd_demo,
+            "ui": cmd_ui,
+        }[args.command]
+        return handler(args)
+    except UsageError as exc:
+        print(f"stx-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("stx-pipeline: interrupted; committed work is kept, run again to resume",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        from stx_pipeline.warehouse.db import WarehouseError
+
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, WarehouseError):
+            print(f"stx-pipeline: error: {text}", file=sys.stderr)
+        else:
+            log.debug("unexpected error", exc_info=True)
+            print(f"stx-pipeline: error: {type(exc).__name__}: {text}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+# -- backfill ---------------------------------------------------------------------------
+def _make_client(api_url: str | None) -> Any:
+    from stx_pipeline.hiro.client import HiroClient
+
+    overrides: dict[str, Any] = {}
+    if api_url:
+        overrides["base_url"] = api_url
+    try:
+        env = dict(os.environ)
+        if api_url:
+            env["HIRO_API_URL"] = api_url
+        return HiroClient.from_env(env)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _preflight(client: Any) -> None:
+    """Unreachable or non-Stacks URLs are configuration errors (exit 2), said once."""
+    import requests
+
+    url = client.base_url.rstrip("/") + "/extended/v1/tx?limit=1"
+    try:
+        requests.get(url, timeout=(min(client.connect_timeout, 5.0), client.read_timeout),
+                     headers={"Accept": "application/json"}, allow_redirects=False)
+    except requests.ConnectionError:
+        raise UsageError(
+            f"cannot reach the Hiro API at {client.base_url}; check HIRO_API_URL / --api-url"
+            " and the network"
+        ) from None
+    except requests.Timeout:
+        pass  # slow is not misconfigured: the retries decide
+
+
+def _check_db(db: str | None) -> None:
+    from stx_pipeline.warehouse.db import WarehouseError, check_db_path_writable, resolve_db_path
+
+    try:
+        check_db_path_writable(resolve_db_path(db))
+    except WarehouseError as exc:
+        raise UsageError(str(exc)) from None
+
+
+class _ProgressLine:
+    """A one-line progress bar on a terminal, plain log lines every 10 s otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.5 if self.tty else 10.0):
+            return
+        self.last = now
+        eta = f"{p.eta_seconds / 60:.1f} min" if p.eta_seconds else "?"
+        text = (
+            f"{p.phase}: windows {p.windows_done}/{p.windows_planned} | rows +{p.rows_inserted:,}"
+            f" | {p.rows_per_second:,.0f} rows/s | coverage {p.coverage_percent:.1f}%"
+            f" | ETA {eta}"
+        )
+        if self.tty:
+            width = 30
+            filled = int(width * min(p.coverage_percent, 100) / 100)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\x1b[K")
+            sys.stderr.flush()
+        else:
+            log.info(text)
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            sys.stderr.write("\n")
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from stx_pipeline.backfill import StopReason, ensure_transaction_history
+    from stx_pipeline.backfill.monitor import run_backfill_until_complete
+
+    _check_db(args.db)
+    client = _make_client(args.api_url)
+    _preflight(client)
+    progress = _ProgressLine()
+    try:
+        if args.until_complete:
+            outcome = run_backfill_until_complete(
+                target_days=args.days,
+                max_runs=args.max_runs,
+                wait_seconds=args.wait_seconds,
+                timeout_minutes=args.timeout_minutes,
+                stall_timeout_seconds=args.stall_timeout_seconds,
+                max_pages=args.max_pages,
+                db_path=args.db,
+                client=client,
+                workers=args.workers,
+                on_progress=progress,
+            )
+            progress.done()
+            print(f"until-complete: {outcome.reason} after {outcome.runs} run(s)")
+            if outcome.success:
+                return EXIT_OK
+            last = outcome.results[-1] if outcome.results else None
+            if last is not None and last.stop_reason is StopReason.API_ERROR:
+                return EXIT_FAILURE
+            return EXIT_RESUMABLE
+        result = ensure_transaction_history(
+            max_days=args.days,
+            force_refresh=args.force_refresh,
+            max_pages=args.max_pages,
+            db_path=args.db,
+            client=client,
+            workers=args.workers,
+            on_progress=progress,
+        )
+    finally:
+        client.close()
+    progress.done()
+    print(
+        f"{result.stop_reason.value}: {result.rows_total:,} rows, coverage"
+        f" {result.coverage_percent:.2f}% of {args.days} days, +{result.rows_inserted:,} new,"
+        f" {result.pages} pages in {result.elapsed_seconds:.1f}s"
+    )
+    if result.stop_reason is StopReason.API_ERROR:
+        print(f"stx-pipeline: error: {result.error}", file=sys.stderr)
+        return EXIT_FAILURE
+    if result.stop_reason is StopReason.RATE_LIMIT_EXHAUSTED:
+        print(f"stx-pipeline: stopped: {result.error}", file=sys.stderr)
+        return EXIT_RESUMABLE
+    if result.stop_reason.resumable:
+        print(f"stx-pipeline: stopped early ({result.stop_reason.value}); run again to resume",
+              file=sys.stderr)
+        return EXIT_RESUMABLE
+    return EXIT_OK
+
+
+# -- status -----------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    from stx_pipeline.backfill.status import check_backfill_progress
+
+    progress = check_backfill_progress(args.days, args.db)
+    if args.json:
+        print(json.dumps(progress, indent=2, default=str))
+        return EXIT_OK
+    print(f"Status:    {progress['status']}")
+    print(f"Rows:      {progress['rows']:,}")
+    print(f"Oldest:    {progress['oldest']}")
+    print(f"Newest:    {progress['newest']}")
+    print(f"Coverage:  {float(progress['days_coverage'] or 0):.1f} days"
+          f" (target {progress['target_days']})")
+    if "windows_sealed" in progress:
+        print(f"Windows:   {progress['windows_sealed']:,} sealed of"
+              f" {progress.get('windows_total', 0):,} | {progress.get('percent_complete', 0)}%"
+              f" complete | {progress.get('missing_days', 0)} days missing")
+        print(f"Rows exp.: {progress.get('expected_rows', 0):,} expected,"
+              f" {progress.get('loaded_rows', 0):,} loaded,"
+              f" {progress.get('rejected_rows', 0):,} rejected")
+        if progress.get("rows_per_second"):
+            eta = progress.get("eta_seconds")
+            print(f"Last run:  {progress['rows_per_second']} rows/s"
+                  + (f", ETA {eta / 60:.1f} min" if eta else ""))
+    if progress.get("note"):
+        print(f"Note:      {progress['note']}")
+    print(f"Complete:  {progress['complete']}")
+    return EXIT_OK
+
+
+# -- metrics and dashboard --------------------------------------------------------------
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from stx_pipeline.metrics import build_wallet_metrics
+    from stx_pipeline.warehouse.db import open_db
+
+    con = open_db(args.db)
+    try:
+        summary = build_wallet_metrics(con)
+    finally:
+        con.close()
+    print(summary.to_markdown())
+    return EXIT_OK
+
+
+def default_dashboard_path() -> Path:
+    return Path(os.environ.get("STX_PIPELINE_DASHBOARD", "data/dashboards/wallet_metrics.html"))
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from stx_pipeline.dashboard import build_dashboard
+    from stx_pipeline.warehouse.db import open_db
+
+    out = Path(args.out) if args.out else default_dashboard_path()
+    con = open_db(args.db)
+    try:
+        result = build_dashboard(con, out)
+    finally:
+        con.close()
+    print(f"dashboard written: {Path(result.path).resolve()}")
+    return EXIT_OK
+
+
+# -- simulator, demo, ui ----------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from stx_pipeline.sim.cli_args import config_from_args
+    from stx_pipeline.sim.server import serve_forever
+
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    serve_forever(config, args.port)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole pipeline offline: simulator, backfill, metrics, dashboard."""
+    from stx_pipeline.backfill import ensure_transaction_history
+    from stx_pipeline.backfill.status import check_backfill_progress
+    from stx_pipeline.dashboard import build_dashboard
+    from stx_pipeline.hiro.client import HiroClient
+    from stx_pipeline.metrics import build_wallet_metrics
+    from stx_pipeline.sim import run_simulator
+    from stx_pipeline.warehouse.db import open_db, resolve_db_path
+
+    _check_db(args.db)
+    db = resolve_db_path(args.db)
+    print(f"starting the Hiro simulator ({args.days + 2} days of history,"
+          f" ~{args.tx_per_day:,} tx/day)...")
+    with run_simulator(seed=42, history_days=args.days + 2, tx_per_day=args.tx_per_day) as sim:
+        print(f"simulator at {sim.url}")
+        client = HiroClient(sim.url, requests_per_minute=None, backoff_initial=0.1,
+                            backoff_max=1.0)
+        progress = _ProgressLine()
+        try:
+            result = ensure_transaction_history(
+                max_days=args.days, db_path=str(db), client=client, on_progress=progress
+            )
+        finally:
+            client.close()
+        progress.done()
+        truth = len(sim.ground_truth(start_time=int(result.target_time.timestamp())
+                                     if result.target_time else None))
+    print(f"backfill: {result.stop_reason.value}, {result.rows_total:,} rows"
+          f" ({truth:,} in the simulator's window), {result.pages} pages,"
+          f" {result.elapsed_seconds:.1f}s")
+    status = check_backfill_progress(args.days, db)
+    print(f"status: {status['status']}, {status.get('percent_complete', 0)}% of windows sealed,"
+          f" {status['days_coverage']:.1f} days of data")
+    con = open_db(db)
+    try:
+        summary = build_wallet_metrics(con)
+        dash = build_dashboard(con, default_dashboard_path())
+    finally:
+        con.close()
+    print(summary.to_markdown())
+    print(f"database:  {db.resolve()}")
+    print(f"status:    {Path('data/backfill_status.json').resolve()}")
+    print(f"log:       {Path('logs/backfill.log').resolve()}")
+    print(f"dashboard: {Path(dash.path).resolve()}")
+    return EXIT_OK if result.complete else EXIT_RESUMABLE
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from stx_pipeline.devserver import run_ui
+
+    return run_ui(port=args.port, sim_port=args.sim_port, days=args.days)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
