@@ -1,0 +1,88 @@
+"""Resources shared by every domain: the Hiro API client factory and the DuckDB file."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from stx_pipeline.defs import settings
+
+DEFAULT_HIRO_URL = "https://api.hiro.so"
+
+
+class HiroResource(dg.ConfigurableResource):
+    """Builds a `HiroClient` per run; settings resolve at run time so env changes apply."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    requests_per_minute: int | None = None
+    max_attempts: int = 5
+
+    def resolved_base_url(self) -> str:
+        """Explicit config, else `$HIRO_API_URL`, else the public Hiro API."""
+        return self.base_url or os.environ.get("HIRO_API_URL", "").strip() or DEFAULT_HIRO_URL
+
+    def get_client(self):  # -> HiroClient (imported lazily: the core may be absent at load)
+        from stx_pipeline.hiro.client import HiroClient
+
+        return HiroClient(
+            base_url=self.resolved_base_url(),
+            api_key=self.api_key or None,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            requests_per_minute=self.requests_per_minute,
+            max_attempts=self.max_attempts,
+        )
+
+
+@contextmanager
+def read_only_connection(
+    database: str, timeout_seconds: float = 30.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short read-only DuckDB connection, waiting (bounded) while a writer holds the file.
+
+    DuckDB lets no other process open a file, not even read-only, while one process holds
+    it read-write; checks and downstream readers therefore retry for a while.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    delay = 0.2
+    while True:
+        try:
+            con = duckdb.connect(database, read_only=True)
+            break
+        except duckdb.IOException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _optional_env(name: str) -> dg.EnvVar | None:
+    """`dg.EnvVar` only when set: an unset EnvVar is a config error, the key is optional."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    rpm = os.environ.get("HIRO_RPM", "").strip()
+    return dg.Definitions(
+        resources={
+            "hiro": HiroResource(
+                api_key=_optional_env("HIRO_API_KEY"),
+                requests_per_minute=int(rpm) if rpm.isdigit() else None,
+            ),
+            "duckdb": DuckDBResource(database=settings.db_path()),
+        }
+    )
