@@ -215,7 +215,7 @@ class HiroClient:
         # Kept only to scrub it from text we did not write (server bodies, requests errors).
         self._redact_token = key
         self._backoff = wait_exponential_jitter(
-            initial=self.backoff_initial,
+            multiplier=self.backoff_initial,  # 0.5, 1, 2, 4, 8 s (+ jitter), capped
             max=self.backoff_max,
             jitter=self.backoff_initial,
         )
