@@ -1,0 +1,60 @@
+"""argparse wiring for `stx-pipeline simulate`, kept here so the CLI stays thin."""
+
+from __future__ import annotations
+
+import argparse
+
+from stx_pipeline.sim.faults import FAULT_KINDS
+from stx_pipeline.sim.server import SimConfig
+
+
+def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --port, --seed, --history-days, --tx-per-day and the speed/fault/limit flags."""
+    d = SimConfig()
+    g = parser.add_argument_group("simulator")
+    g.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0 = free port)")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--history-days", type=float, default=d.history_days)
+    g.add_argument("--tx-per-day", type=float, default=d.tx_per_day,
+                   help="average user transactions per day")
+    g.add_argument("--speed", type=float, default=d.speed, help="sim seconds per wall second")
+    g.add_argument("--frozen", action="store_true", help="head moves only via /__sim__/advance")
+    g.add_argument("--now", type=int, default=None, help="chain 'now' (unix s); default wall clock")
+    f = parser.add_argument_group("simulator faults and limits")
+    f.add_argument("--latency-ms", type=float, default=0.0)
+    f.add_argument("--latency-jitter-ms", type=float, default=0.0)
+    f.add_argument("--fault-rate", type=float, default=0.0, help="probability per request")
+    f.add_argument("--fault-kinds", default=",".join(FAULT_KINDS),
+                   help=f"comma list of {','.join(FAULT_KINDS)}")
+    f.add_argument("--stall-seconds", type=float, default=d.stall_seconds)
+    f.add_argument("--fault-seed", type=int, default=None)
+    f.add_argument("--gone", action="store_true", help="answer 410 Gone (deprecated route off)")
+    f.add_argument("--wrong-content-type", action="store_true", help="answer 200 text/html")
+    f.add_argument("--rate-limit-rpm", type=int, default=None)
+    f.add_argument("--ratelimit-reset-form", choices=("seconds", "timestamp"), default="seconds")
+    f.add_argument("--quota-exhausted-seconds", type=int, default=None,
+                   help="every request 429 with this retry-after")
+
+
+def config_from_args(ns: argparse.Namespace) -> SimConfig:
+    """Build the SimConfig from parsed arguments (see add_simulator_arguments)."""
+    return SimConfig(
+        seed=ns.seed,
+        history_days=ns.history_days,
+        tx_per_day=ns.tx_per_day,
+        speed=ns.speed,
+        frozen=ns.frozen,
+        now=ns.now,
+        port=ns.port,
+        latency_ms=ns.latency_ms,
+        latency_jitter_ms=ns.latency_jitter_ms,
+        fault_rate=ns.fault_rate,
+        fault_kinds=tuple(k for k in ns.fault_kinds.split(",") if k),
+        stall_seconds=ns.stall_seconds,
+        fault_seed=ns.fault_seed,
+        gone=ns.gone,
+        wrong_content_type=ns.wrong_content_type,
+        rate_limit_rpm=ns.rate_limit_rpm,
+        ratelimit_reset_form=ns.ratelimit_reset_form,
+        quota_exhausted_seconds=ns.quota_exhausted_seconds,
+    )

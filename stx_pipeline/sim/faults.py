@@ -1,0 +1,109 @@
+"""Fault injection: the failures a Hiro client meets in the wild, reproducible from a seed.
+
+Each kind is off by default. A per-request roll (`fault_rate`) picks one of the enabled kinds;
+`gone` and `wrong_content_type` are modes that hit every request. The RNG is seeded so that the
+n-th request of a test always gets the same fault.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "truncated", "stall")
+
+GONE_BODY = {
+    "error": "Gone",
+    "message": "This endpoint has been disabled. See https://docs.hiro.so/stacks/api for more "
+    "information",
+}
+ERROR_500_BODY = {
+    "statusCode": 500,
+    "error": "Internal Server Error",
+    "message": "canceling statement due to statement timeout",
+}
+ERROR_503_BODY = {"error": "The database service is unavailable"}
+HTML_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+HTML_PAGE = (
+    "<!DOCTYPE html><html><head><title>Hiro Platform</title></head>"
+    "<body><h1>Service maintenance</h1><p>We'll be back soon.</p></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class FaultSettings:
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    stall_seconds: float = 5.0
+    gone: bool = False
+    wrong_content_type: bool = False
+    fault_seed: int = 0
+
+    def validated(self) -> FaultSettings:
+        kinds = tuple(self.fault_kinds)
+        bad = [k for k in kinds if k not in FAULT_KINDS]
+        if bad:
+            raise ValueError(f"unknown fault kinds {bad}; choose from {FAULT_KINDS}")
+        if not 0.0 <= float(self.fault_rate) <= 1.0:
+            raise ValueError("fault_rate must be within [0, 1]")
+        if self.latency_ms < 0 or self.latency_jitter_ms < 0 or self.stall_seconds < 0:
+            raise ValueError("latency and stall durations must be >= 0")
+        return replace(self, fault_kinds=kinds, fault_rate=float(self.fault_rate))
+
+
+FAULT_SETTING_NAMES = frozenset(f.name for f in fields(FaultSettings))
+
+
+@dataclass
+class FaultInjector:
+    """Thread-safe holder of the current settings and the seeded RNG."""
+
+    settings: FaultSettings = field(default_factory=FaultSettings)
+
+    def __post_init__(self) -> None:
+        self.settings = self.settings.validated()
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.settings.fault_seed)
+
+    def update(self, **kw: Any) -> FaultSettings:
+        unknown = set(kw) - FAULT_SETTING_NAMES
+        if unknown:
+            raise ValueError(f"unknown fault settings {sorted(unknown)}")
+        if "fault_kinds" in kw and isinstance(kw["fault_kinds"], str):
+            kw["fault_kinds"] = tuple(k for k in kw["fault_kinds"].split(",") if k)
+        with self._lock:
+            self.settings = replace(self.settings, **kw).validated()
+            if "fault_seed" in kw:
+                self._rng = random.Random(self.settings.fault_seed)
+            return self.settings
+
+    def latency_seconds(self) -> float:
+        s = self.settings
+        if s.latency_ms <= 0 and s.latency_jitter_ms <= 0:
+            return 0.0
+        with self._lock:
+            jitter = self._rng.uniform(-s.latency_jitter_ms, s.latency_jitter_ms)
+        return max(0.0, s.latency_ms + jitter) / 1000.0
+
+    def roll(self) -> str | None:
+        """The fault for this request, or None."""
+        s = self.settings
+        if s.fault_rate <= 0 or not s.fault_kinds:
+            return None
+        with self._lock:
+            if self._rng.random() >= s.fault_rate:
+                return None
+            return self._rng.choice(s.fault_kinds)
+
+
+def json_bytes(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

@@ -1,0 +1,500 @@
+"""The simulator as a real HTTP server on loopback: Hiro's `/extended/v1/tx` plus admin routes.
+
+Tests, benchmarks and the demo talk to it over real HTTP, so the client's sessions, retries,
+timeouts and header parsing are exercised exactly as against api.hiro.so. Everything that is
+not Hiro API lives under `/__sim__/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from stx_pipeline.sim.chain import Chain
+from stx_pipeline.sim.faults import (
+    ERROR_500_BODY,
+    ERROR_503_BODY,
+    FAULT_KINDS,
+    FAULT_SETTING_NAMES,
+    GONE_BODY,
+    HTML_502,
+    HTML_PAGE,
+    FaultInjector,
+    FaultSettings,
+    json_bytes,
+)
+from stx_pipeline.sim.params import ParamError, parse_tx_list
+from stx_pipeline.sim.ratelimit import _UNSET, RateLimiter
+from stx_pipeline.sim.txjson import build_tx
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_TYPE = "text/html"
+DEPRECATION_WARNING = '299 - "Deprecated: See https://docs.hiro.so/stacks/api for more information"'
+RATE_LIMIT_KEYS = frozenset({"rate_limit_rpm", "ratelimit_reset_form", "quota_exhausted_seconds"})
+
+
+@dataclass
+class SimConfig:
+    """Everything that shapes a simulator run. Fault and rate-limit fields can change live."""
+
+    seed: int = 7
+    history_days: float = 30.0
+    tx_per_day: float = 6000.0  # average user txs per day
+    speed: float = 1.0  # sim seconds per wall second
+    frozen: bool = False  # True: the head moves only through advance()
+    now: int | None = None  # the chain's "now" at start; default wall clock
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = a free port
+    lookahead_days: float = 1.0  # chain generated ahead of now at start (extends lazily)
+    # faults (see faults.py)
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    stall_seconds: float = 5.0
+    gone: bool = False
+    wrong_content_type: bool = False
+    fault_seed: int | None = None  # default: seed
+    # gateway rate limiting (off while both are None)
+    rate_limit_rpm: int | None = None
+    ratelimit_reset_form: str = "seconds"  # or "timestamp"
+    quota_exhausted_seconds: int | None = None
+    api_version: str = "v9.0.2 (master:759c4a58)"
+
+    def __post_init__(self) -> None:
+        if self.host not in LOOPBACK_HOSTS:
+            raise ValueError(f"the simulator binds loopback only, not {self.host!r}")
+        if self.history_days <= 0 or self.tx_per_day < 0 or self.speed < 0:
+            raise ValueError("history_days must be > 0, tx_per_day and speed >= 0")
+        self.fault_kinds = tuple(self.fault_kinds)
+
+    def fault_settings(self) -> FaultSettings:
+        kw = {f: getattr(self, f) for f in FAULT_SETTING_NAMES if f != "fault_seed"}
+        return FaultSettings(**kw, fault_seed=self.seed if self.fault_seed is None else
+                             self.fault_seed)
+
+
+class SimClock:
+    """Sim time = start + offset + elapsed wall time x speed (elapsed ignored when frozen)."""
+
+    def __init__(self, start: int, speed: float, frozen: bool) -> None:
+        self.start = start
+        self.speed = speed
+        self.frozen = frozen
+        self._offset = 0.0
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        if self.frozen:
+            return self.start + self._offset
+        return self.start + self._offset + (time.monotonic() - self._t0) * self.speed
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+
+@dataclass
+class SimStats:
+    """Counters of what the Hiro routes answered (admin routes are counted apart)."""
+
+    requests: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    responses_429: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    admin_requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "by_status": dict(self.by_status),
+                "responses_429": self.responses_429,
+                "faults": dict(self.faults),
+                "faults_total": sum(self.faults.values()),
+                "admin_requests": self.admin_requests,
+            }
+
+
+class Simulator:
+    """A simulated Hiro API on 127.0.0.1: `start()`, `.url`, `stop()` (or use `with`)."""
+
+    def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
+        cfg = config or SimConfig()
+        if overrides:
+            cfg = SimConfig(**{**asdict(cfg), **overrides})
+        self.config = cfg
+        start = int(cfg.now if cfg.now is not None else time.time())
+        self.clock = SimClock(start, cfg.speed, cfg.frozen)
+        self.chain = Chain(cfg.seed, cfg.history_days, cfg.tx_per_day, start)
+        self.chain.ensure_generated(start + cfg.lookahead_days * 86_400)
+        self.faults = FaultInjector(cfg.fault_settings())
+        self.limiter = RateLimiter(
+            cfg.rate_limit_rpm, cfg.ratelimit_reset_form, cfg.quota_exhausted_seconds
+        )
+        self._stats = SimStats()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Simulator:
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer(("127.0.0.1", self.config.port), _Handler)
+        server.daemon_threads = True
+        server.simulator = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1},
+            name=f"hiro-sim-{self.port}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ------------------------------------------------------------------ chain control
+    def now(self) -> int:
+        """Current sim time (unix seconds); a tx is visible iff its block_time <= now()."""
+        return math.floor(self.clock.now())
+
+    def advance(self, seconds: float) -> int:
+        """Move the head forward by `seconds` of sim time; returns the new sim now."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self.clock.advance(seconds)
+        now = self.now()
+        self.chain.ensure_generated(now + 3600)
+        return now
+
+    def reorg(self, depth: int) -> dict[str, Any]:
+        return self.chain.reorg(depth, self.now())
+
+    def tip(self) -> dict[str, Any]:
+        return self.chain.tip(self.now())
+
+    def ground_truth(
+        self, start_time: int | None = None, end_time: int | None = None,
+        include_orphaned: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Every visible tx in [start_time, end_time] on burn_block_time, plus orphaned ones."""
+        return self.chain.ground_truth(self.now(), start_time, end_time, include_orphaned)
+
+    # ------------------------------------------------------------------ faults, limits, stats
+    def set_faults(self, **kw: Any) -> dict[str, Any]:
+        """Change fault settings (and/or rate-limit keys) at run time; returns all settings."""
+        limit_kw = {k: kw.pop(k) for k in list(kw) if k in RATE_LIMIT_KEYS}
+        if kw:
+            self.faults.update(**kw)
+        if limit_kw:
+            self.limiter.configure(
+                **{("rpm" if k == "rate_limit_rpm" else
+                    "reset_form" if k == "ratelimit_reset_form" else k): v
+                   for k, v in limit_kw.items()}
+            )
+        return self.settings()
+
+    def set_rate_limit(
+        self, rpm: int | None, *, reset_form: str | None = None,
+        quota_exhausted_seconds: Any = _UNSET,
+    ) -> None:
+        self.limiter.configure(
+            rpm=rpm, reset_form=reset_form or self.limiter.reset_form,
+            quota_exhausted_seconds=quota_exhausted_seconds,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        s = asdict(self.faults.settings)
+        s["fault_kinds"] = list(s["fault_kinds"])
+        s.update(
+            rate_limit_rpm=self.limiter.rpm,
+            ratelimit_reset_form=self.limiter.reset_form,
+            quota_exhausted_seconds=self.limiter.quota_exhausted_seconds,
+        )
+        return s
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Snapshot of counters: requests, by_status, responses_429, faults (by kind)."""
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self._stats = SimStats()
+
+    def _count(self, status: int, fault: str | None = None) -> None:
+        st = self._stats
+        with st.lock:
+            st.requests += 1
+            st.by_status[str(status)] += 1
+            if status == 429:
+                st.responses_429 += 1
+            if fault:
+                st.faults[fault] += 1
+
+    def info(self) -> dict[str, Any]:
+        now = self.now()
+        return {
+            "sim_now": now,
+            "genesis_time": self.chain.genesis_time,
+            "generated_until": self.chain.generated_until,
+            "visible_txs": self.chain.visible_rows(now),
+            "chain_tip": self.tip(),
+            "seed": self.config.seed,
+            "frozen": self.clock.frozen,
+            "speed": self.clock.speed,
+            "settings": self.settings(),
+        }
+
+
+class _Response:
+    def __init__(
+        self, status: int, body: bytes = b"", content_type: str = JSON_TYPE,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.headers = headers or {}
+
+
+def _json(status: int, obj: Any, headers: dict[str, str] | None = None) -> _Response:
+    return _Response(status, json_bytes(obj), JSON_TYPE, headers)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def version_string(self) -> str:
+        return "hiro-sim"
+
+    @property
+    def sim(self) -> Simulator:
+        return self.server.simulator  # type: ignore[attr-defined,no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read stats instead
+        return
+
+    # ------------------------------------------------------------------ dispatch
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        params = parse_qs(parts.query, keep_blank_values=True)
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            if path.startswith("/__sim__"):
+                with self.sim._stats.lock:
+                    self.sim._stats.admin_requests += 1
+                self._send(self._admin(method, path, params, body))
+            elif method == "GET" and path in ("/extended/v1/tx", "/extended"):
+                self._hiro(path, params)
+            else:
+                self._send(_json(404, {
+                    "message": f"Route {method}:{parts.path} not found",
+                    "error": "Not Found", "statusCode": 404,
+                }))
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _send(self, resp: _Response) -> None:
+        self.send_response(resp.status)
+        self.send_header("content-type", resp.content_type)
+        for k, v in resp.headers.items():
+            self.send_header(k, v)
+        self.send_header("content-length", str(len(resp.body)))
+        self.end_headers()
+        if resp.body:
+            self.wfile.write(resp.body)
+
+    # ------------------------------------------------------------------ Hiro routes
+    def _hiro(self, path: str, params: dict[str, list[str]]) -> None:
+        sim = self.sim
+        common = {
+            "x-api-version": sim.config.api_version,
+            "access-control-allow-origin": "*",
+            "access-control-expose-headers": "X-API-Version",
+        }
+        if path == "/extended/v1/tx":
+            common["warning"] = DEPRECATION_WARNING
+        decision = sim.limiter.check()
+        common.update({k: v for k, v in decision.headers.items() if k != "retry-after"})
+        if not decision.allowed:
+            common["retry-after"] = str(decision.retry_after)
+            sim._count(429)
+            self._send(_json(429, {"error": "Too Many Requests"}, common))
+            return
+        delay = sim.faults.latency_seconds()
+        if delay:
+            time.sleep(delay)
+        settings = sim.faults.settings
+        if settings.gone:
+            sim._count(410, "gone")
+            self._send(_json(410, GONE_BODY, common))
+            return
+        if settings.wrong_content_type:
+            sim._count(200, "wrong_content_type")
+            self._send(_Response(200, HTML_PAGE.encode(), HTML_TYPE, common))
+            return
+        fault = sim.faults.roll()
+        if fault == "500":
+            sim._count(500, fault)
+            self._send(_json(500, ERROR_500_BODY, common))
+            return
+        if fault == "502":
+            sim._count(502, fault)
+            self._send(_Response(502, HTML_502.encode(), HTML_TYPE, common))
+            return
+        if fault == "503":
+            sim._count(503, fault)
+            self._send(_json(503, ERROR_503_BODY, common))
+            return
+        resp = self._tx_list(params) if path == "/extended/v1/tx" else self._status()
+        resp.headers = {**common, **resp.headers}
+        if fault == "truncated" and resp.status == 200 and resp.body:
+            resp.body = resp.body[: max(1, len(resp.body) // 2)]
+        if fault == "stall":
+            time.sleep(settings.stall_seconds)
+        sim._count(resp.status, fault)
+        self._send(resp)
+
+    def _tx_list(self, params: dict[str, list[str]]) -> _Response:
+        sim = self.sim
+        chain = sim.chain
+        now = sim.now()
+        chain.ensure_generated(now + 3600)
+        try:
+            req = parse_tx_list(params, chain.wallet_of)
+        except ParamError as e:
+            return _json(400, e.body)
+        with chain.lock:
+            tip = chain.tip(now)
+            etag = f'"{tip["index_block_hash"]}"'
+            cache = {"cache-control": "public, no-cache, must-revalidate", "etag": etag}
+            if self.headers.get("if-none-match") == etag:
+                return _Response(304, b"", JSON_TYPE, cache)
+            total, positions = chain.query(req.query, now)
+            rows = [chain.row(p) for p in positions]
+        results = [build_tx(r, exclude_function_args=req.exclude_function_args) for r in rows]
+        q = req.query
+        return _json(
+            200, {"limit": q.limit, "offset": q.offset, "total": total, "results": results}, cache
+        )
+
+    def _status(self) -> _Response:
+        sim = self.sim
+        return _json(200, {
+            "server_version": f"stacks-blockchain-api {sim.config.api_version}",
+            "status": "ready",
+            "chain_tip": sim.tip(),
+        })
+
+    # ------------------------------------------------------------------ admin routes
+    def _admin(
+        self, method: str, path: str, params: dict[str, list[str]], body: bytes
+    ) -> _Response:
+        sim = self.sim
+
+        def num(name: str, default: float | None = None) -> float | None:
+            v = params.get(name, [""])[0]
+            return float(v) if v not in ("",) else default
+
+        try:
+            if method == "GET" and path == "/__sim__/ground-truth":
+                st, et = num("start_time"), num("end_time")
+                inc = params.get("include_orphaned", ["true"])[0] != "false"
+                rows = sim.ground_truth(
+                    None if st is None else int(st), None if et is None else int(et), inc
+                )
+                return _json(200, {"sim_now": sim.now(), "count": len(rows), "transactions": rows})
+            if method == "GET" and path == "/__sim__/stats":
+                return _json(200, sim.stats)
+            if method == "GET" and path == "/__sim__/info":
+                return _json(200, sim.info())
+            if method == "POST" and path == "/__sim__/reorg":
+                return _json(200, sim.reorg(int(num("depth", 1) or 1)))
+            if method == "POST" and path == "/__sim__/advance":
+                return _json(200, {"sim_now": sim.advance(num("seconds", 0) or 0.0)})
+            if method == "POST" and path == "/__sim__/faults":
+                kw = json.loads(body or b"{}")
+                if not isinstance(kw, dict):
+                    raise ValueError("body must be a JSON object")
+                return _json(200, sim.set_faults(**kw))
+            if method == "POST" and path == "/__sim__/reset-stats":
+                sim.reset_stats()
+                return _json(200, sim.stats)
+        except (ValueError, TypeError) as e:
+            return _json(400, {"error": "Bad Request", "message": str(e)})
+        return _json(404, {"error": "Not Found", "message": f"no admin route {method} {path}"})
+
+
+@contextlib.contextmanager
+def run_simulator(**config_kwargs: Any) -> Iterator[Simulator]:
+    """`with run_simulator(seed=1, frozen=True) as sim: requests.get(sim.url + ...)`."""
+    sim = Simulator(SimConfig(**config_kwargs)).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+def serve_forever(config: SimConfig, port: int | None = None) -> None:
+    """Run in the foreground (the CLI's `simulate`), printing the URL; Ctrl-C stops it."""
+    if port is not None:
+        config = SimConfig(**{**asdict(config), "port": port})
+    sim = Simulator(config).start()
+    print(f"Hiro simulator listening on {sim.url}  (GET {sim.url}/extended/v1/tx)", flush=True)
+    print(
+        f"  seed={config.seed} history_days={config.history_days} "
+        f"tx_per_day={config.tx_per_day} visible_txs={sim.chain.visible_rows(sim.now())}",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+
+
+__all__ = ["SimConfig", "Simulator", "run_simulator", "serve_forever"]
