@@ -1,0 +1,165 @@
+"""Alerts: status-file bookkeeping, the webhook against a real local HTTP server, and the
+check-alert sensor turning failed check evaluations into one alert each."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from stx_pipeline import alerts
+from stx_pipeline.defs.alerts.sensors import check_alert_sensor, process_check_evaluations
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 recording JSON POSTs; answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                outer.received.append(json.loads(self.rfile.read(length)))
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook?token=s3cret"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def status_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data" / "backfill_status.json"
+    monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(path))
+    monkeypatch.delenv("STX_PIPELINE_ALERT_WEBHOOK", raising=False)
+    return path
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    with Receiver() as rec:
+        monkeypatch.setenv("STX_PIPELINE_ALERT_WEBHOOK", rec.url)
+        yield rec
+
+
+def _alert(**overrides: Any) -> alerts.Alert:
+    fields = {"asset": "transactions", "check": "no_gaps", "severity": "ERROR", "message": "1 gap"}
+    fields.update(overrides)
+    return alerts.Alert(**fields)
+
+
+def test_webhook_posts_the_payload_and_status_file_keeps_other_keys(
+    status_file: Path, receiver: Receiver
+) -> None:
+    status_file.parent.mkdir(parents=True)
+    status_file.write_text(json.dumps({"rows": 42, "complete": False}))
+    delivery = alerts.send_alert(_alert(run_id="abc"))
+    assert delivery.ok and delivery.webhook_sent and delivery.webhook_status == 200
+    assert len(receiver.received) == 1
+    payload = receiver.received[0]
+    assert set(payload) == {"asset", "check", "severity", "message", "run_id", "timestamp"}
+    assert payload["run_id"] == "abc" and payload["severity"] == "ERROR"
+    data = json.loads(status_file.read_text())
+    assert data["rows"] == 42 and data["complete"] is False
+    assert data["alerts"][-1]["check"] == "no_gaps"
+    assert "s3cret" not in status_file.read_text(), "the webhook URL must never hit the disk"
+    assert not list(status_file.parent.glob("*.tmp")), "temp files are renamed or removed"
+
+
+def test_webhook_failures_never_raise(status_file: Path) -> None:
+    with socket.socket() as sock:  # a port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    delivery = alerts.send_alert(_alert(), webhook_url=dead, timeout=1.0)
+    assert not delivery.webhook_sent and delivery.webhook_error
+    assert delivery.status_file_error is None
+    with Receiver(status=500) as rec:
+        delivery = alerts.send_alert(_alert(), webhook_url=rec.url)
+    assert delivery.webhook_status == 500 and delivery.webhook_error
+    assert len(json.loads(status_file.read_text())["alerts"]) == 2
+
+
+def test_corrupt_status_file_is_replaced(status_file: Path) -> None:
+    status_file.parent.mkdir(parents=True)
+    status_file.write_text("{not json")
+    assert alerts.send_alert(_alert()).ok
+    assert len(json.loads(status_file.read_text())["alerts"]) == 1
+
+
+def test_concurrent_alerts_are_all_recorded(status_file: Path) -> None:
+    threads = [
+        threading.Thread(target=alerts.send_alert, args=(_alert(message=str(i)),))
+        for i in range(20)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    messages = {a["message"] for a in json.loads(status_file.read_text())["alerts"]}
+    assert messages == {str(i) for i in range(20)}
+
+
+def _evaluate(instance: dg.DagsterInstance, check: str, passed: bool, severity: str) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("transactions"),
+            check_name=check,
+            passed=passed,
+            severity=getattr(dg.AssetCheckSeverity, severity),
+            description=f"{check} {'ok' if passed else 'failed'}",
+            metadata={},
+        )
+    )
+
+
+def test_check_alert_sensor_alerts_once_per_failed_evaluation(
+    status_file: Path, receiver: Receiver
+) -> None:
+    with dg.instance_for_test() as instance:
+        _evaluate(instance, "no_gaps", passed=False, severity="ERROR")
+        _evaluate(instance, "fresh", passed=False, severity="WARN")
+        _evaluate(instance, "unique_tx_id", passed=True, severity="ERROR")
+        context = dg.build_sensor_context(instance=instance)
+        sent, cursor = process_check_evaluations(context)
+        assert sorted((a.check, a.severity) for a in sent) == [
+            ("fresh", "WARN"),
+            ("no_gaps", "ERROR"),
+        ]
+        assert {p["check"] for p in receiver.received} == {"fresh", "no_gaps"}
+
+        # Next tick: nothing new, nothing sent.
+        result = check_alert_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        assert "no new" in result.skip_reason.skip_message
+        assert len(receiver.received) == 2
+
+        # A new failed evaluation of the same check is a new alert.
+        _evaluate(instance, "no_gaps", passed=False, severity="ERROR")
+        result = check_alert_sensor(
+            dg.build_sensor_context(instance=instance, cursor=result.cursor)
+        )
+        assert "1 alerts sent" in result.skip_reason.skip_message
+        assert len(receiver.received) == 3
+    stored = json.loads(status_file.read_text())["alerts"]
+    assert [a["check"] for a in stored].count("no_gaps") == 2

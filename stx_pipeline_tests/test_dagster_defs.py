@@ -1,0 +1,111 @@
+"""The Dagster definitions load, hold every named object, and the instance config is valid."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pydantic
+import pytest
+import yaml
+
+from stx_pipeline.defs.transactions.assets import TransactionsConfig
+from stx_pipeline.devserver import PROJECT_DAGSTER_YAML, PROJECT_ROOT, write_instance_yaml
+
+ASSETS = {"transactions", "wallet_metrics", "dashboard"}
+CHECKS = {"backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh"}
+BLOCKING = {"no_gaps", "unique_tx_id"}
+SENSORS = {"transactions_backfill_sensor", "check_alert_sensor", "automation_condition_sensor"}
+SCHEDULES = {"daily_refresh_schedule"}
+JOBS = {"transactions_backfill_job", "daily_refresh_job"}
+
+
+@pytest.fixture(scope="module")
+def repo() -> dg.RepositoryDefinition:
+    from stx_pipeline.definitions import defs
+
+    loaded = defs()
+    dg.Definitions.validate_loadable(loaded)
+    return loaded.get_repository_def()
+
+
+def test_package_init_has_no_defs_name() -> None:
+    import stx_pipeline
+
+    assert not hasattr(stx_pipeline, "defs") or isinstance(stx_pipeline.defs, type(stx_pipeline)), (
+        "a `defs` Definitions object in stx_pipeline/__init__.py would shadow the defs folder"
+    )
+
+
+def test_every_named_object_exists(repo: dg.RepositoryDefinition) -> None:
+    graph = repo.asset_graph
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == ASSETS
+    checks = {k.name for k in graph.asset_check_keys}
+    assert checks == CHECKS
+    assert {s.name for s in repo.sensor_defs} == SENSORS
+    assert {s.name for s in repo.schedule_defs} == SCHEDULES
+    assert {j.name for j in repo.get_all_jobs()} >= JOBS
+    for sensor in repo.sensor_defs:
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
+    assert repo.get_schedule_def("daily_refresh_schedule").default_status == (
+        dg.DefaultScheduleStatus.RUNNING
+    )
+
+
+def test_asset_wiring(repo: dg.RepositoryDefinition) -> None:
+    graph = repo.asset_graph
+    tx, wm, dash = (dg.AssetKey(k) for k in ("transactions", "wallet_metrics", "dashboard"))
+    assert graph.get(wm).parent_keys == {tx}
+    assert graph.get(dash).parent_keys == {wm}
+    assert graph.get(tx).group_name == "stacks"
+    for key in (wm, dash):
+        assert graph.get(key).automation_condition is not None
+    for check_key in graph.asset_check_keys:
+        spec = graph.get_check_spec(check_key)
+        assert spec.blocking == (check_key.name in BLOCKING), check_key.name
+    # Every step touching DuckDB is in the pool that dagster.yaml limits to 1.
+    for key in (tx, wm, dash):
+        assert repo.assets_defs_by_key[key].op.pool == "duckdb"
+    # The backfill job carries the checks of `transactions`.
+    job = repo.get_job("transactions_backfill_job")
+    assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == CHECKS
+
+
+def test_config_rejects_non_positive_target() -> None:
+    assert TransactionsConfig().target_days == 180
+    with pytest.raises(pydantic.ValidationError):
+        TransactionsConfig(target_days=0)
+
+
+def test_instance_yaml_is_valid_and_made_absolute(tmp_path: Path) -> None:
+    target = write_instance_yaml(tmp_path / "home")
+    config = yaml.safe_load(target.read_text())
+    assert config["storage"]["sqlite"]["base_dir"] == str(tmp_path / "home" / "storage")
+    assert config["telemetry"]["enabled"] is False
+    assert config["run_monitoring"]["enabled"] is True
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "home"))
+    try:
+        assert instance.run_monitoring_enabled
+        pool = instance.get_concurrency_config().pool_config
+        assert pool.default_pool_limit == 1
+    finally:
+        instance.dispose()
+    assert yaml.safe_load(PROJECT_DAGSTER_YAML.read_text())["storage"]["sqlite"]["base_dir"] == (
+        "data/dagster/storage"
+    )
+
+
+@pytest.mark.skipif(not (PROJECT_ROOT / ".venv/bin/dg").exists(), reason="dg CLI not installed")
+def test_dg_check_defs() -> None:
+    dg_cli = shutil.which("dg", path=str(PROJECT_ROOT / ".venv/bin"))
+    proc = subprocess.run(
+        [str(dg_cli), "check", "defs"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
