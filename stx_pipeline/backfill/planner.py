@@ -93,6 +93,7 @@ class WindowPlanner:
         rows_per_window: int = 1000,
         min_seconds: int = 60,
         max_seconds: int = 86_400,
+        boundary: int | None = None,
     ) -> None:
         self._lock = threading.Lock()
         items: list[tuple[int, int, Window | None]] = [(e, s, None) for s, e in gaps]
@@ -103,6 +104,9 @@ class WindowPlanner:
         self.rows_per_window = rows_per_window
         self.min_seconds = min_seconds
         self.max_seconds = max_seconds
+        # No window straddles this instant (the start of the re-verify span), so that
+        # re-verifying the newest windows next run costs a few pages, not a big window.
+        self.boundary = boundary
 
     @property
     def density(self) -> float:
@@ -121,6 +125,8 @@ class WindowPlanner:
                 return window
             size = self.window_seconds()
             carved_start = max(start, end - size + 1)
+            if self.boundary is not None and carved_start < self.boundary <= end:
+                carved_start = max(start, self.boundary)
             if carved_start > start:
                 self._items.insert(0, (carved_start - 1, start, None))
             return Window(carved_start, end)
