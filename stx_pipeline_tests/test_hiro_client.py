@@ -506,3 +506,154 @@ def test_real_sample_served_over_http_maps(serve) -> None:
 
     rows, rejected = map_page(page.results, datetime.now(UTC))
     assert (page.total, len(rows), rejected) == (8, 8, [])
+
+
+# ---- against the project's simulator ---------------------------------------------------
+
+
+@pytest.fixture
+def sim_factory() -> Iterator[Callable[..., Any]]:
+    """Start simulators with `run_simulator(**kwargs)`; all stopped at teardown."""
+    sim_module = pytest.importorskip("stx_pipeline.sim")
+    stack: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        kwargs = {"seed": 11, "history_days": 1, "tx_per_day": 3000, "frozen": True, **kwargs}
+        cm = sim_module.run_simulator(**kwargs)
+        sim = cm.__enter__()
+        stack.append(cm)
+        return sim
+
+    yield make
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)
+
+
+def _fetch_window(client: HiroClient, start: int, end: int) -> tuple[list[dict], int]:
+    """Page a closed window in ascending order until offset >= total."""
+    results: list[dict] = []
+    offset, total = 0, None
+    while total is None or offset < total:
+        page = client.list_transactions(limit=50, offset=offset, start_time=start,
+                                        end_time=end, order="asc", sort_by="burn_block_time")
+        total = page.total
+        results.extend(page.results)
+        offset += page.limit
+    return results, total
+
+
+def _window(sim: Any) -> tuple[int, int, set[str]]:
+    end = sim.now() - 3 * 3600
+    start = end - 3 * 3600 + 1
+    truth = {t["tx_id"] for t in sim.ground_truth(start, end, include_orphaned=False)
+             if t["canonical"]}
+    return start, end, truth
+
+
+def test_sim_window_is_fetched_exactly_and_every_row_maps(sim_factory) -> None:
+    from datetime import UTC, datetime
+
+    sim = sim_factory()
+    start, end, truth = _window(sim)
+    with _client(sim.url) as client:
+        status = client.get_status()
+        results, total = _fetch_window(client, start, end)
+    assert status["status"] == "ready"
+    assert total == len(truth) > 100
+    assert {r["tx_id"] for r in results} == truth and len(results) == total
+    rows, rejected = map_page(results, datetime.now(UTC))
+    assert rejected == [] and len(rows) == total
+    assert {r["tx_type"] for r in rows} >= {"coinbase", "contract_call", "token_transfer"}
+
+
+def test_sim_faults_are_retried_without_losing_rows(sim_factory) -> None:
+    sim = sim_factory(fault_rate=0.3, fault_kinds=("500", "502", "503", "truncated"))
+    start, end, truth = _window(sim)
+    with _client(sim.url) as client:
+        results, _total = _fetch_window(client, start, end)
+        stats = client.stats.snapshot()
+    served = sim.stats
+    assert {r["tx_id"] for r in results} == truth
+    assert served["faults_total"] > 0
+    assert stats["retries"] == served["faults_total"]  # one retry per injected fault
+    assert sum(stats["faults_by_kind"].values()) == served["faults_total"]
+    assert stats["requests"] == served["requests"]
+
+
+def test_sim_permanent_faults_give_up_after_five(sim_factory) -> None:
+    sim = sim_factory(fault_rate=1.0, fault_kinds=("503",))
+    with _client(sim.url) as client, pytest.raises(HiroUnavailable) as info:
+        client.list_transactions()
+    assert sim.stats["requests"] == 5 and info.value.attempts == 5
+    assert "database service is unavailable" in info.value.last_problem
+
+
+def test_sim_stall_is_a_timeout(sim_factory) -> None:
+    sim = sim_factory(fault_rate=1.0, fault_kinds=("stall",), stall_seconds=1.0)
+    with _client(sim.url, read_timeout=0.3, max_attempts=2) as client:
+        with pytest.raises(HiroUnavailable) as info:
+            client.list_transactions()
+        assert client.stats.snapshot()["faults_by_kind"] == {"timeout": 2}
+    assert "timeout" in info.value.last_problem
+
+
+@pytest.mark.parametrize("reset_form", ["seconds", "timestamp"])
+def test_sim_spent_quota_stops_fast(sim_factory, reset_form) -> None:
+    sim = sim_factory(quota_exhausted_seconds=3 * 3600, ratelimit_reset_form=reset_form)
+    with _client(sim.url) as client:
+        started = time.monotonic()
+        with pytest.raises(RateLimitExhausted) as info:
+            client.list_transactions()
+        assert time.monotonic() - started < 2.0
+    assert sim.stats["requests"] == 1
+    assert info.value.wait_seconds == pytest.approx(3 * 3600, abs=5)
+
+
+def test_sim_gone_and_wrong_content_type(sim_factory) -> None:
+    sim = sim_factory(gone=True)
+    with _client(sim.url) as client:
+        with pytest.raises(EndpointGone):
+            client.list_transactions()
+        sim.set_faults(gone=False, wrong_content_type=True)
+        with pytest.raises(BadResponse, match="does not look like the Stacks API"):
+            client.list_transactions()
+    assert sim.stats["requests"] == 2
+
+
+def test_sim_concurrent_threads_stay_under_limit(sim_factory) -> None:
+    rpm = 120
+    sim = sim_factory(rate_limit_rpm=rpm)
+    done: list[float] = []
+    lock = threading.Lock()
+    with _client(sim.url, requests_per_minute=rpm) as client:
+        def work() -> None:
+            for _ in range(2):
+                client.list_transactions(limit=5)
+                with lock:
+                    done.append(time.monotonic())
+
+        started = time.monotonic()
+        workers = [threading.Thread(target=work) for _ in range(8)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(30)
+        stats = client.stats.snapshot()
+    elapsed = time.monotonic() - started
+    assert len(done) == 16
+    assert sim.stats["responses_429"] == 0 and stats["responses_429"] == 0
+    assert elapsed >= 15 / (rpm / 60) * 0.95  # 16 requests spaced 0.5 s apart
+
+
+def test_sim_tighter_server_limit_is_adopted(sim_factory) -> None:
+    sim = sim_factory(rate_limit_rpm=100)
+    with _client(sim.url, requests_per_minute=6000) as client:
+        client.list_transactions(limit=1)
+        assert client.limiter.current_rpm is not None and client.limiter.current_rpm <= 100
+        started = time.monotonic()
+        for _ in range(3):
+            client.list_transactions(limit=1)
+        # The first of the three goes at once (its slot was booked at our own rate); the
+        # next two wait a full server-paced interval (60 / 90 s) each.
+        assert time.monotonic() - started >= 2 * 0.6
+    assert sim.stats["responses_429"] == 0
