@@ -34,7 +34,7 @@ class RateLimiter:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._lock = threading.Lock()
-        self._clock = clock
+        self.clock = clock  # swappable, so tests can pin the window
         self._window = -1
         self._count = 0
         self.rpm: int | None = None
@@ -69,7 +69,7 @@ class RateLimiter:
     def check(self) -> Decision:
         """Count one request and say whether it may pass, with the headers to send."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             if self.quota_exhausted_seconds is not None:
                 wait = self.quota_exhausted_seconds
                 limit = self.rpm or 0

@@ -144,6 +144,7 @@ class Simulator:
         )
         self._stats = SimStats()
         self._server: ThreadingHTTPServer | None = None
+        self._port: int | None = None
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -154,6 +155,7 @@ class Simulator:
         server.daemon_threads = True
         server.simulator = self  # type: ignore[attr-defined]
         self._server = server
+        self._port = int(server.server_address[1])
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.1},
             name=f"hiro-sim-{self.port}", daemon=True,
@@ -179,9 +181,10 @@ class Simulator:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        """The bound port (still known after stop(), so a test can check it is closed)."""
+        if self._port is None:
             raise RuntimeError("simulator not started")
-        return int(self._server.server_address[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -392,9 +395,9 @@ class _Handler(BaseHTTPRequestHandler):
         resp.headers = {**common, **resp.headers}
         if fault == "truncated" and resp.status == 200 and resp.body:
             resp.body = resp.body[: max(1, len(resp.body) // 2)]
+        sim._count(resp.status, fault)  # counted when decided, even if the client gives up
         if fault == "stall":
             time.sleep(settings.stall_seconds)
-        sim._count(resp.status, fault)
         self._send(resp)
 
     def _tx_list(self, params: dict[str, list[str]]) -> _Response:
