@@ -228,6 +228,19 @@ def test_trailing_wau_mau_across_month_end_and_growth_accounting(tmp_path: Path)
         d = daily(con, day)
         assert (d["dau"], d["wau"], d["mau"]) == want, day
     assert daily(con, "2024-01-31")["stickiness"] == pytest.approx(1 / 3)
+    # windows reaching before the data or over a partial day (01-01 and 03-03 here:
+    # no ledger, so the first and last days of data) are flagged as undercounts
+    completeness = {
+        day: (daily(con, day)["wau_complete"], daily(con, day)["mau_complete"])
+        for day in ("2024-01-07", "2024-01-08", "2024-01-30", "2024-01-31", "2024-03-03")
+    }
+    assert completeness == {
+        "2024-01-07": (False, False),
+        "2024-01-08": (True, False),
+        "2024-01-30": (True, False),
+        "2024-01-31": (True, True),
+        "2024-03-03": (False, False),
+    }
 
     # brute force over every calendar day: the event-based window must agree
     brute = rows(con, """

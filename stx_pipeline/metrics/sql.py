@@ -276,8 +276,14 @@ def metric_statements() -> list[tuple[str, str]]:
                coalesce(agg.sponsored_tx, 0)::BIGINT AS sponsored_tx,
                coalesce(agg.sponsored_fees_ustx, 0)::BIGINT AS sponsored_fees_ustx,
                coalesce(sys.system_tx, 0)::BIGINT AS system_tx,
-               cov.partial
+               cov.partial,
+               -- trailing windows that reach before the data or over a partial day undercount
+               d.day - 6 >= i.first_day AND sum(cov.partial::INT) OVER (
+                   ORDER BY d.day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) = 0 AS wau_complete,
+               d.day - 29 >= i.first_day AND sum(cov.partial::INT) OVER (
+                   ORDER BY d.day ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) = 0 AS mau_complete
         FROM _mx_days d
+        CROSS JOIN _mx_info i
         JOIN _mx_cov cov USING (day)
         LEFT JOIN agg USING (day)
         LEFT JOIN sys USING (day)
