@@ -340,6 +340,39 @@ def test_rate_limiter_unit_behaviour() -> None:
         RateLimiter(-1)
 
 
+def test_limiter_ignores_far_resets_so_threads_do_not_hang() -> None:
+    limiter = RateLimiter(None, max_block_seconds=300)
+    limiter.update_from_headers({"ratelimit-remaining": "0", "ratelimit-reset": "10800"})
+    limiter.update_from_headers({"ratelimit-remaining": "1",
+                                 "ratelimit-reset": str(int(time.time()) + 10800)})
+    started = time.monotonic()
+    limiter.acquire()
+    limiter.acquire()
+    assert time.monotonic() - started < 0.1
+
+
+def test_spent_quota_does_not_park_other_threads(serve) -> None:
+    quota = {"retry-after": "10800", "ratelimit-remaining": "0", "ratelimit-reset": "10800"}
+    server = serve(default=Reply(429, {"error": "Too Many Requests"}, headers=quota))
+    errors: list[BaseException] = []
+
+    def call(client: HiroClient) -> None:
+        try:
+            client.list_transactions()
+        except RateLimitExhausted as exc:
+            errors.append(exc)
+
+    with _client(server.url) as client:
+        started = time.monotonic()
+        workers = [threading.Thread(target=call, args=(client,)) for _ in range(4)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join(10)
+        assert time.monotonic() - started < 2.0
+    assert len(errors) == 4 and server.count == 4
+
+
 # ---- non-retryable answers ---------------------------------------------------------------
 
 

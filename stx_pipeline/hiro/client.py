@@ -208,7 +208,9 @@ class HiroClient:
         self.max_attempts = int(max_attempts)
         self.backoff_initial = float(backoff_initial)
         self.backoff_max = float(backoff_max)
-        self.limiter = limiter if limiter is not None else RateLimiter(requests_per_minute)
+        self.limiter = limiter if limiter is not None else RateLimiter(
+            requests_per_minute, max_block_seconds=self.max_rate_limit_wait
+        )
         self.stats = ClientStats()
         self._sleep = sleep
         self._has_key = key is not None

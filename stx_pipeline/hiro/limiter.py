@@ -51,6 +51,8 @@ class RateLimiter:
     `block_until` still apply (set `adaptive=False` to ignore headers). `burst` is the
     number of requests allowed back to back; it defaults to 1 because we do not know
     where the server's window starts, and a burst at a window edge can cross it.
+    `max_block_seconds` caps how long headers may park callers: a reset hours away (a
+    spent quota) is left to the 429 path, which raises instead of hanging every thread.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class RateLimiter:
         *,
         burst: int = 1,
         adaptive: bool = True,
+        max_block_seconds: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -70,6 +73,7 @@ class RateLimiter:
         self._server_rpm: float | None = None
         self._burst = burst
         self._adaptive = adaptive
+        self._max_block = float(max_block_seconds)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -142,7 +146,8 @@ class RateLimiter:
                     self._server_rpm = None
             if remaining is None or reset_in is None:
                 return
-            reset_in = min(reset_in, 3600.0)  # a monthly quota reset is not pacing advice
+            if reset_in > self._max_block:
+                return  # a quota reset hours away is not pacing advice
             deadline = now + reset_in
             if remaining <= 0:
                 self._blocked_until = max(self._blocked_until, deadline)
