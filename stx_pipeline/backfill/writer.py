@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
+from stx_pipeline import failpoints
 from stx_pipeline.backfill.planner import Window
 from stx_pipeline.hiro.rows import RejectedRow
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
@@ -226,6 +227,7 @@ class WindowWriter:
                         failed.append(batch.window)
                 else:
                     self._record_partial(batch, now)
+            failpoints.hit("writer.before_commit")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

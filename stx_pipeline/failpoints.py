@@ -1,0 +1,29 @@
+"""Named crash points for crash-safety tests (the failpoint idea from FoundationDB/TiKV).
+
+`STX_PIPELINE_FAILPOINT=writer.before_commit:3` makes the third pass through that point
+SIGKILL its own process — a real crash at an exact spot, e.g. between a window's row
+insert and its COMMIT. Unset (always, outside tests) it costs one dict lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def hit(name: str) -> None:
+    spec = os.environ.get("STX_PIPELINE_FAILPOINT")
+    if not spec:
+        return
+    target, _, nth = spec.partition(":")
+    if target != name:
+        return
+    with _lock:
+        _counts[name] = _counts.get(name, 0) + 1
+        count = _counts[name]
+    if count >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
