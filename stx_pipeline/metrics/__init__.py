@@ -6,10 +6,11 @@ from stx_pipeline.metrics.build import (
     metrics_tables_exist,
     read_summary,
 )
-from stx_pipeline.metrics.sql import METRICS_TABLES, SYSTEM_TX_TYPES
+from stx_pipeline.metrics.sql import METRICS_TABLES, METRICS_VERSION, SYSTEM_TX_TYPES
 
 __all__ = [
     "METRICS_TABLES",
+    "METRICS_VERSION",
     "SYSTEM_TX_TYPES",
     "MetricsSummary",
     "build_wallet_metrics",

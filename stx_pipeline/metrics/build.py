@@ -16,6 +16,7 @@ import duckdb
 
 from stx_pipeline.metrics.sql import (
     METRICS_TABLES,
+    METRICS_VERSION,
     STAGING_TABLES,
     metric_statements,
     staging_statements,
@@ -148,14 +149,24 @@ def _with_elapsed(summary: MetricsSummary, elapsed: float) -> MetricsSummary:
 
 
 def metrics_tables_exist(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when every metrics table is present (built at least once)."""
+    """True when every metrics table is present and was written by this METRICS_VERSION.
+
+    Tables from an older version count as missing, so readers rebuild them rather
+    than trip over a renamed or missing column.
+    """
     names = {
         r[0]
         for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
         ).fetchall()
     }
-    return all(t in names for t in METRICS_TABLES)
+    if not all(t in names for t in METRICS_TABLES):
+        return False
+    try:
+        row = con.execute("SELECT max(metrics_version) FROM metrics_run").fetchone()
+    except duckdb.BinderException:  # metrics_run from before the version column
+        return False
+    return row is not None and row[0] == METRICS_VERSION
 
 
 def read_summary(con: duckdb.DuckDBPyConnection) -> MetricsSummary:

@@ -24,6 +24,10 @@ FUNNEL_VALUE_MIN_FEES_USTX = 1_000_000
 
 USTX_PER_STX = 1_000_000
 
+# Bumped whenever a metrics table changes shape or meaning: readers (the dashboard)
+# rebuild tables written by an older version instead of misreading them.
+METRICS_VERSION = 1
+
 # Top contracts kept: union of the top N by calls and the top N by distinct callers.
 TOP_CONTRACTS_N = 100
 
@@ -507,9 +511,10 @@ def metric_statements() -> list[tuple[str, str]]:
 
     stmts.append((
         "metrics_run",
-        """
+        f"""
         CREATE OR REPLACE TABLE metrics_run AS
         SELECT now() AS built_at,
+               {METRICS_VERSION} AS metrics_version,
                CAST(? AS TIMESTAMPTZ) AS as_of,
                i.first_day, i.last_day, i.last_complete_day, i.coverage_mode,
                (SELECT count(*) FROM _mx_tx)::BIGINT AS canonical_rows,
