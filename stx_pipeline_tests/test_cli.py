@@ -1,0 +1,163 @@
+"""The `stx-pipeline` command as a user runs it: exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+
+def _cli(*args: str, tmp_path: Path, timeout: float = 120, **env_extra: str):
+    env = dict(os.environ)
+    env.update(
+        HIRO_RPM="0",
+        STX_PIPELINE_STATUS_FILE=str(tmp_path / "status.json"),
+        STX_PIPELINE_LOG_FILE=str(tmp_path / "backfill.log"),
+        HIRO_MAX_RATE_LIMIT_WAIT="60",
+    )
+    env.pop("HIRO_API_KEY", None)
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "stx_pipeline.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+
+
+def _one_line_error(proc) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("stx-pipeline")]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["backfill", "--days", "-3"], "positive integer"),
+        (["backfill", "--days", "0"], "positive integer"),
+        (["backfill", "--days", "abc"], "positive integer"),
+        (["backfill", "--max-pages", "1.5"], "positive integer"),
+        (["backfill", "--bogus-flag"], "unrecognized arguments"),
+        (["backfill", "--api-url", "not a url"], "URL"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line(args, needle, tmp_path):
+    proc = _cli(*args, "--db", str(tmp_path / "x.duckdb"), tmp_path=tmp_path) if (
+        args[0] == "backfill") else _cli(*args, tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in _one_line_error(proc)
+
+
+def test_unreachable_api_is_a_config_error(tmp_path):
+    url = f"http://127.0.0.1:{_free_port()}"
+    proc = _cli("backfill", "--days", "1", "--api-url", url, "--db", str(tmp_path / "x.duckdb"),
+                tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert "cannot reach the Hiro API" in _one_line_error(proc)
+
+
+def test_db_path_that_is_a_directory(tmp_path, simulator):
+    proc = _cli("backfill", "--days", "1", "--api-url", simulator.url, "--db", str(tmp_path),
+                tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert "is a directory" in _one_line_error(proc)
+
+
+def test_backfill_status_and_resume_exit_codes(make_simulator, tmp_path):
+    sim = make_simulator(seed=31, history_days=2, tx_per_day=3000, frozen=True)
+    db = str(tmp_path / "w.duckdb")
+    cut = _cli("backfill", "--days", "1", "--max-pages", "5", "--api-url", sim.url, "--db", db,
+               tmp_path=tmp_path)
+    assert cut.returncode == 75, cut.stderr
+    assert "max_pages" in cut.stdout
+    status = _cli("status", "--days", "1", "--json", "--db", db, tmp_path=tmp_path)
+    data = json.loads(status.stdout)
+    assert data["status"] == "in_progress" and data["complete"] is False
+    done = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "target_reached" in done.stdout
+    data = json.loads(_cli("status", "--days", "1", "--json", "--db", db,
+                           tmp_path=tmp_path).stdout)
+    assert data["complete"] is True and data["percent_complete"] == 100.0
+    human = _cli("status", "--days", "1", "--db", db, tmp_path=tmp_path)
+    assert "Complete:  True" in human.stdout
+    log_text = (tmp_path / "backfill.log").read_text()
+    assert " | INFO | backfill " in log_text  # the guide's log format
+    status_file = json.loads((tmp_path / "status.json").read_text())
+    assert status_file["status"] == "complete" and "timestamp" in status_file
+
+
+def test_endpoint_gone_exits_1(make_simulator, tmp_path):
+    sim = make_simulator(seed=32, history_days=1, tx_per_day=1000, frozen=True, gone=True)
+    proc = _cli("backfill", "--days", "1", "--api-url", sim.url,
+                "--db", str(tmp_path / "w.duckdb"), tmp_path=tmp_path)
+    assert proc.returncode == 1
+    assert "410 Gone" in _one_line_error(proc)
+
+
+def test_wrong_content_type_exits_1(make_simulator, tmp_path):
+    sim = make_simulator(seed=33, history_days=1, tx_per_day=1000, frozen=True,
+                         wrong_content_type=True)
+    proc = _cli("backfill", "--days", "1", "--api-url", sim.url,
+                "--db", str(tmp_path / "w.duckdb"), tmp_path=tmp_path)
+    assert proc.returncode == 1
+    assert "stx-pipeline: error:" in _one_line_error(proc)
+
+
+def test_quota_exhausted_stops_fast_with_75_and_resumes(make_simulator, tmp_path):
+    sim = make_simulator(seed=34, history_days=2, tx_per_day=3000, frozen=True)
+    db = str(tmp_path / "w.duckdb")
+    first = _cli("backfill", "--days", "1", "--max-pages", "20", "--api-url", sim.url,
+                 "--db", db, tmp_path=tmp_path)
+    assert first.returncode == 75
+    sim.set_rate_limit(None, quota_exhausted_seconds=6 * 3600)
+    started = time.monotonic()
+    proc = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 75, proc.stderr
+    assert elapsed < 20
+    assert "rate limit exhausted" in proc.stderr
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["stop_reason"] == "rate_limit_exhausted"
+    assert status["retry_after"]  # when to try again
+    con = duckdb.connect(db, read_only=True)
+    rows_before = con.execute("SELECT count(*) FROM transactions").fetchone()[0]
+    con.close()
+    assert rows_before > 0  # nothing lost
+    sim.set_rate_limit(None, quota_exhausted_seconds=None)
+    again = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr
+
+
+def test_locked_database_is_named_in_one_line(make_simulator, tmp_path):
+    sim = make_simulator(seed=35, history_days=1, tx_per_day=1000, frozen=True)
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('held', flush=True);"
+         " time.sleep(60)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        proc = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", str(db),
+                    tmp_path=tmp_path, STX_PIPELINE_LOCK_TIMEOUT="2")
+        assert time.monotonic() - started < 30
+        assert proc.returncode == 1
+        line = _one_line_error(proc)
+        assert "is locked by process" in line and str(holder.pid) in line
+    finally:
+        holder.kill()
+        holder.wait()
