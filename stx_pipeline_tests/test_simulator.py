@@ -457,17 +457,23 @@ def test_head_grows_in_real_time(make_simulator: MakeSim) -> None:
 
 
 def test_mid_tenure_head(simulator: Simulator) -> None:
-    """The newest tenure grows block by block while a client watches it."""
+    """The newest tenure grows block by block while a client pages it."""
     head_bbt = get(simulator, limit=1).json()["results"][0]["burn_block_time"]
-    counts = []
-    for _ in range(6):
-        simulator.advance(30)
-        body = get(simulator, start_time=head_bbt, end_time=head_bbt).json()
-        counts.append(body["total"])
-    assert counts == sorted(counts) and counts[-1] >= counts[0]
+    window = {"start_time": head_bbt, "end_time": head_bbt}
+    counts = [get(simulator, **window).json()["total"]]
+    while get(simulator, limit=1).json()["results"][0]["burn_block_time"] == head_bbt:
+        simulator.advance(10)
+        counts.append(get(simulator, **window).json()["total"])
+    assert counts == sorted(counts)
+    assert len(set(counts)) >= 2  # the same tenure gained rows before the next one began
+    newest = get(simulator, limit=1).json()["results"][0]
+    assert newest["burn_block_time"] > head_bbt
+    opener = get(simulator, type="tenure_change", limit=1).json()["results"][0]
+    assert opener["burn_block_time"] == newest["burn_block_time"] and opener["tx_index"] == 0
 
 
-def test_reorg(simulator: Simulator) -> None:
+def test_reorg(make_simulator: MakeSim) -> None:
+    simulator = make_simulator(now=NOW)
     tip0 = simulator.tip()
     before = {t["tx_id"]: t for t in simulator.ground_truth()}
     r = requests.post(simulator.url + "/__sim__/reorg?depth=12", timeout=10).json()

@@ -136,12 +136,6 @@ class Query:
     function_name: str | None = None
     nonce: int | None = None
 
-    def has_filter(self) -> bool:
-        return bool(
-            self.types or self.start_time or self.end_time or self.sender is not None
-            or self.recipient is not None or self.contract_id or self.function_name or self.nonce
-        )
-
 
 _ROW_FIELDS: dict[str, Any] = {
     "block": np.int64, "btime": np.int64, "burn": np.int64, "tx_index": np.int32,
@@ -585,10 +579,10 @@ class Chain:
     def reorg(self, depth: int, sim_now: float) -> dict[str, Any]:
         """Orphan the newest `depth` visible blocks and mine replacements at the same heights.
 
-        Re-mined txs keep tx_id, sender and nonce and their relative order, so nonce sequences
-        stay contiguous; a tx is dropped only if it is its sender's last one (nothing later
-        depends on it) and the sender's next nonce is rolled back; new txs come from brand
-        new wallets (nonce 0). System txs are always re-mined at the head of the tenure block.
+        Re-mined txs keep tx_id, sender and nonce and their relative order. Dropped txs take
+        their sender's (and sponsor's) later orphaned txs with them, and the not-yet-visible
+        txs of those wallets shift their nonces down, so nonce sequences stay contiguous. New
+        txs come from brand-new wallets (nonce 0). System txs are re-mined in place.
         """
         with self.lock:
             tip = self.tip_block(sim_now)
@@ -605,19 +599,8 @@ class Chain:
             ]
             n_old = z - a
             is_sys = np.isin(old["ttype"], [T_COINBASE, T_TENURE])
-            drop = np.zeros(n_old, bool)
-            for i in range(n_old - 1, -1, -1):
-                if is_sys[i]:
-                    continue
-                s = int(old["sender"][i])
-                sp = int(old["sponsor"][i])
-                last = old["nonce"][i] == self._next_nonce[s] - 1
-                sp_last = sp < 0 or old["sponsor_nonce"][i] == self._next_sponsor_nonce[sp] - 1
-                if last and sp_last and rng.random() < 0.4:
-                    drop[i] = True
-                    self._next_nonce[s] -= 1
-                    if sp >= 0:
-                        self._next_sponsor_nonce[sp] -= 1
+            drop = self._choose_drops(rng, old, is_sys)
+            self._shift_later_nonces(old, drop, z)
             for i in np.flatnonzero(drop):
                 v = {k: old[k][i].item() for k in old}
                 bh, ibh = old_blocks[int(v["block"]) - b0]
@@ -642,6 +625,48 @@ class Chain:
                 "dropped_tx_ids": [o["tx_id"] for o in self.orphaned[-int(drop.sum()) :]]
                 if drop.any() else [],
             }
+
+    def _choose_drops(
+        self, rng: np.random.Generator, old: dict[str, np.ndarray], is_sys: np.ndarray
+    ) -> np.ndarray:
+        """Pick orphaned user txs that vanish (~25%, at least one), then also drop every later
+        orphaned tx of the same sender or sponsor: without its predecessor it is invalid."""
+        user = np.flatnonzero(~is_sys)
+        drop = np.zeros(len(is_sys), bool)
+        if not len(user):
+            return drop
+        drop[user] = rng.random(len(user)) < 0.25
+        if not drop.any():
+            drop[user[int(rng.integers(0, len(user)))]] = True
+        changed = True
+        while changed:
+            changed = False
+            dropped = np.flatnonzero(drop)
+            for i in user:
+                if drop[i]:
+                    continue
+                before = dropped[dropped < i]
+                if np.any(old["sender"][before] == old["sender"][i]) or (
+                    old["sponsor"][i] >= 0 and np.any(old["sponsor"][before] == old["sponsor"][i])
+                ):
+                    drop[i] = changed = True
+        return drop
+
+    def _shift_later_nonces(self, old: dict[str, np.ndarray], drop: np.ndarray, z: int) -> None:
+        """Not-yet-visible txs (rows from `z` on) of the affected senders and sponsors move down
+        by the number of their dropped txs, so every nonce sequence stays contiguous."""
+        r = self.rows
+        for col, owner, counter in (
+            ("nonce", "sender", self._next_nonce),
+            ("sponsor_nonce", "sponsor", self._next_sponsor_nonce),
+        ):
+            owners, counts = np.unique(old[owner][drop], return_counts=True)
+            for o, c in zip(owners.tolist(), counts.tolist(), strict=True):
+                if o < 0:
+                    continue
+                later = np.flatnonzero(r[owner][z:] == o) + z
+                r[col][later] -= c
+                counter[o] -= c
 
     def _new_user_rows(
         self, rng: np.random.Generator, n: int, b0: int, tip: int

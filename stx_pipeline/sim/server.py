@@ -93,6 +93,7 @@ class SimClock:
         self.frozen = frozen
         self._offset = 0.0
         self._t0 = time.monotonic()
+        self._lock = threading.Lock()
 
     def now(self) -> float:
         if self.frozen:
@@ -100,7 +101,8 @@ class SimClock:
         return self.start + self._offset + (time.monotonic() - self._t0) * self.speed
 
     def advance(self, seconds: float) -> None:
-        self._offset += seconds
+        with self._lock:
+            self._offset += seconds
 
 
 @dataclass
