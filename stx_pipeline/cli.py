@@ -402,11 +402,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         finally:
             client.close()
         progress.done()
-        truth = len(sim.ground_truth(start_time=int(result.target_time.timestamp())
-                                     if result.target_time else None))
-    print(f"backfill: {result.stop_reason.value}, {result.rows_total:,} rows"
-          f" ({truth:,} in the simulator's window), {result.pages} pages,"
-          f" {result.elapsed_seconds:.1f}s")
+        target = int(result.target_time.timestamp()) if result.target_time else 0
+        truth = {t["tx_id"] for t in sim.ground_truth(start_time=target) if t["canonical"]}
+    con = open_db(db, read_only=True)
+    try:
+        loaded = [r[0] for r in con.execute(
+            "SELECT tx_id FROM transactions WHERE canonical AND burn_block_time >= to_timestamp(?)",
+            [target]).fetchall()]
+    finally:
+        con.close()
+    exact = len(loaded) == len(set(loaded)) and set(loaded) == truth
+    print(f"backfill: {result.stop_reason.value}, {result.rows_total:,} rows,"
+          f" {result.pages} pages, {result.elapsed_seconds:.1f}s")
+    print(f"check against the simulator's ground truth since the target: {len(loaded):,} loaded,"
+          f" {len(truth):,} expected -> {'EXACT' if exact else 'MISMATCH'}")
     status = check_backfill_progress(args.days, db)
     print(f"status: {status['status']}, {status.get('percent_complete', 0)}% of windows sealed,"
           f" {status['days_coverage']:.1f} days of data")

@@ -32,17 +32,16 @@ def _results(name: str) -> list[dict[str, Any]]:
 
 
 # The 2020-21 documentation samples were trimmed by hand (see hiro-samples/README.md) and
-# lack fields every current answer carries (hiro-api.md §3). `nonce` and
-# `burn_block_height` are NOT NULL in `transactions` (the nonce marks a wallet's true
-# first transaction), so we do not invent them: those samples are rejected, with a reason
-# naming exactly the missing field, and map cleanly once the field is supplied.
+# lack fields every current answer carries (hiro-api.md §3): `nonce` and, in the v2
+# sample, `burn_block_height`. They still map cleanly, with NULL for what is absent —
+# never an invented value.
 TRIMMED = {
-    "transaction-0-token-transfer.example.json": "missing nonce",
-    "transaction-1-smart-contract.example.json": "missing nonce",
-    "transaction-2-contract-call.example.json": "missing nonce",
-    "transaction-4-coinbase.example.json": "missing nonce",
-    "get-address-transactions.example.json": "missing nonce",
-    "get-v2-address-transactions.example.json": "missing burn_block_height",
+    "transaction-0-token-transfer.example.json": "nonce",
+    "transaction-1-smart-contract.example.json": "nonce",
+    "transaction-2-contract-call.example.json": "nonce",
+    "transaction-4-coinbase.example.json": "nonce",
+    "get-address-transactions.example.json": "nonce",
+    "get-v2-address-transactions.example.json": "burn_block_height",
 }
 COMPLETE = ["get-transactions.example.json", "testnet-contract-principal-transactions-2026-02.json"]
 
@@ -96,21 +95,17 @@ def test_pre_nakamoto_block_time_falls_back_to_burn_block_time() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(TRIMMED))
-def test_trimmed_samples_rejected_for_the_missing_field_only(name: str) -> None:
+def test_trimmed_samples_map_cleanly_with_null_for_the_missing_field(name: str) -> None:
     raws = _results(name)
     rows, rejected = map_page(raws, NOW)
-    assert rows == []
-    assert [r.reason for r in rejected] == [TRIMMED[name]] * len(raws)
-    for rej, raw in zip(rejected, raws, strict=True):
-        assert rej.tx_id == raw["tx_id"]
-        assert rej.burn_block_time == datetime.fromtimestamp(raw["burn_block_time"], UTC)
-        assert json.loads(rej.raw_json) == raw  # nothing lost
-    # Supplying the trimmed fields makes every one map cleanly (payloads included).
-    patched = [{"nonce": 0, "burn_block_height": 1, **raw} for raw in raws]
-    rows, rejected = map_page(patched, NOW)
-    assert rejected == [] and len(rows) == len(raws)
-    for row, raw in zip(rows, patched, strict=True):
-        _check_row(row, raw)
+    assert rejected == []
+    assert len(rows) == len(raws)
+    for row, raw in zip(rows, raws, strict=True):
+        assert TRIMMED[name] not in raw
+        assert row[TRIMMED[name]] is None
+        assert row["tx_id"] == raw["tx_id"]
+        assert row["fee_ustx"] == int(raw["fee_rate"])
+        assert row["tx_type"] == raw["tx_type"]
 
 
 def test_payload_columns_from_samples() -> None:
@@ -170,7 +165,6 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("fee decimal point", _mutate(fee_rate="1.5"), "fee_rate is not a non-negative integer"),
     ("fee float", _mutate(fee_rate=1.5), "fee_rate is not a non-negative integer"),
     ("fee beyond bigint", _mutate(fee_rate=str(2**64 - 1)), "does not fit in BIGINT"),
-    ("nonce missing", _mutate(nonce=_DROP), "missing nonce"),
     ("nonce string", _mutate(nonce="26"), "nonce is not an integer"),
     ("nonce negative", _mutate(nonce=-1), "nonce must be >= 0"),
     ("nonce bool", _mutate(nonce=True), "nonce is not an integer"),
@@ -184,7 +178,6 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("burn time string", _mutate(burn_block_time="1771134155"), "burn_block_time is not a number"),
     ("block time far future", _mutate(block_time=10**12), "block_time out of range"),
     ("block before burn", _mutate(block_time=1771134155 - 60), "is before burn_block_time"),
-    ("burn height missing", _mutate(burn_block_height=_DROP), "missing burn_block_height"),
     ("canonical not bool", _mutate(canonical=1), "canonical is not a boolean"),
     ("payload missing", _mutate(contract_call=_DROP), "without a contract_call object"),
     ("payload not object", _mutate(contract_call="x"), "without a contract_call object"),
@@ -260,3 +253,11 @@ def test_page_with_bad_rows_keeps_good_ones_and_reports_the_rest() -> None:
 def test_naive_ingested_at_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         map_transaction(BASE, datetime(2026, 1, 1))
+
+
+def test_absent_nonce_and_burn_height_are_null_not_invented() -> None:
+    (raw,) = _results("testnet-contract-principal-transactions-2026-02.json")[:1]
+    trimmed = {k: v for k, v in raw.items() if k not in ("nonce", "burn_block_height")}
+    row = map_transaction(trimmed, NOW)
+    assert row["nonce"] is None and row["burn_block_height"] is None
+    assert map_transaction(raw, NOW)["nonce"] == 26

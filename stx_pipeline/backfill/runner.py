@@ -189,6 +189,7 @@ class _Run:
         self.head_ts = 0
         self.lower = 0
         self._probe_latency = 0.2
+        self.inflight = 0
 
     # -- helpers -----------------------------------------------------------------------
     def _client_stats(self) -> dict[str, Any]:
@@ -379,6 +380,7 @@ class _Run:
                     if requeued and not self.stop.is_set() and not self.budget.exhausted:
                         continue
                     break
+                self.inflight = len(inflight)
                 done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in done:
                     window = inflight.pop(fut)
@@ -507,10 +509,15 @@ class _Run:
             eta = remaining_rows / rate if rate > 0 else None
             span = max(self.head_ts - self.lower, 1)
             coverage = 100.0 * (1 - min(planner.remaining_seconds(), span) / span)
+        planned = self.windows_done
+        if planner is not None:
+            remaining_rows = planner.remaining_seconds() * planner.density
+            planned += max(len(planner), math.ceil(remaining_rows / planner.rows_per_window))
+            planned += self.inflight
         return Progress(
             phase=self.phase,
             windows_done=self.windows_done,
-            windows_planned=self.windows_planned,
+            windows_planned=max(planned, self.windows_done),
             rows_inserted=counters.rows_inserted,
             pages=self.budget.used,
             rows_per_second=rate,

@@ -157,7 +157,9 @@ def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any
         sponsor = _str_field(raw, "sponsor_address")
 
     fee = _ustx(_require(raw, "fee_rate"), "fee_rate")
-    nonce = _int_field(raw, "nonce")
+    # Absent only in answers older than the field (the trimmed 2020 docs samples): NULL,
+    # never invented; such a sender simply cannot count as a nonce-0 "new wallet".
+    nonce = _int_field(raw, "nonce") if raw.get("nonce") is not None else None
     block_height = _int_field(raw, "block_height")
     block_hash = _require(raw, "block_hash")
     if not isinstance(block_hash, str) or not _TX_ID_RE.match(block_hash):
@@ -177,7 +179,9 @@ def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any
             f"block_time {block_time.isoformat()} is before burn_block_time"
             f" {burn_block_time.isoformat()}"
         )
-    burn_block_height = _int_field(raw, "burn_block_height")
+    burn_block_height = (
+        _int_field(raw, "burn_block_height") if raw.get("burn_block_height") is not None else None
+    )
     canonical = _require(raw, "canonical")
     if not isinstance(canonical, bool):
         raise RowError(f"canonical is not a boolean: {canonical!r:.20}")
