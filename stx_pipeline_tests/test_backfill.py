@@ -155,10 +155,11 @@ def _ids(db, where: str = "true") -> set[str]:
 def test_reorg_marks_orphans_and_loads_replacements(make_simulator, tmp_path):
     sim = make_simulator(seed=18, history_days=2, tx_per_day=6000, frozen=True)
     db = tmp_path / "w.duckdb"
-    assert _run(sim, db, max_days=1).complete
+    first = _run(sim, db, max_days=1)
+    assert first.complete
     loaded_before = _ids(db)
     sim.reorg(12)
-    truth = sim.ground_truth()
+    truth = sim.ground_truth(start_time=_target(first))
     orphaned_truth = {t["tx_id"] for t in truth if not t["canonical"]}
     replacements = {t["tx_id"] for t in truth if t["canonical"]} - loaded_before
     assert orphaned_truth & loaded_before, "the reorg orphaned nothing we had loaded"
