@@ -62,9 +62,13 @@ _CHANGED = " OR ".join(
     for c in ("tx_status", "block_hash", "block_height", "tx_index", "block_time",
               "burn_block_time", "canonical", "fee_ustx", "sender_address")
 )
-INSERT_NEW_SQL = f"INSERT INTO transactions SELECT {_COLS} FROM _batch ON CONFLICT DO NOTHING"
+# Columns named explicitly: a migrated file has its newer columns at the end.
+INSERT_NEW_SQL = (
+    f"INSERT INTO transactions ({_COLS}) SELECT {_COLS} FROM _batch ON CONFLICT DO NOTHING"
+)
 UPDATE_CHANGED_SQL = (
-    f"INSERT INTO transactions SELECT {_COLS} FROM _batch ON CONFLICT (tx_id) DO UPDATE SET "
+    f"INSERT INTO transactions ({_COLS}) SELECT {_COLS} FROM _batch"
+    " ON CONFLICT (tx_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _UPDATABLE)
     + f" WHERE {_CHANGED}"
 )

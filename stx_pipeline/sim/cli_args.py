@@ -24,6 +24,8 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--latency-ms", type=float, default=0.0)
     f.add_argument("--latency-jitter-ms", type=float, default=0.0)
     f.add_argument("--fault-rate", type=float, default=0.0, help="probability per request")
+    f.add_argument("--malformed-rate", type=float, default=0.0,
+                   help="share of transactions served malformed (chosen per tx_id)")
     f.add_argument("--fault-kinds", default=",".join(FAULT_KINDS),
                    help=f"comma list of {','.join(FAULT_KINDS)}")
     f.add_argument("--stall-seconds", type=float, default=d.stall_seconds)
@@ -49,6 +51,7 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         latency_ms=ns.latency_ms,
         latency_jitter_ms=ns.latency_jitter_ms,
         fault_rate=ns.fault_rate,
+        malformed_rate=ns.malformed_rate,
         fault_kinds=tuple(k for k in ns.fault_kinds.split(",") if k),
         stall_seconds=ns.stall_seconds,
         fault_seed=ns.fault_seed,

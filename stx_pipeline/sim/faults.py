@@ -7,6 +7,7 @@ n-th request of a test always gets the same fault.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import threading
@@ -47,6 +48,9 @@ class FaultSettings:
     gone: bool = False
     wrong_content_type: bool = False
     fault_seed: int = 0
+    # Share of transactions served malformed (chosen per tx_id, so a re-fetch of the same
+    # window sees the same bad rows, as with a real server bug).
+    malformed_rate: float = 0.0
 
     def validated(self) -> FaultSettings:
         kinds = tuple(self.fault_kinds)
@@ -55,6 +59,8 @@ class FaultSettings:
             raise ValueError(f"unknown fault kinds {bad}; choose from {FAULT_KINDS}")
         if not 0.0 <= float(self.fault_rate) <= 1.0:
             raise ValueError("fault_rate must be within [0, 1]")
+        if not 0.0 <= float(self.malformed_rate) <= 1.0:
+            raise ValueError("malformed_rate must be within [0, 1]")
         if self.latency_ms < 0 or self.latency_jitter_ms < 0 or self.stall_seconds < 0:
             raise ValueError("latency and stall durations must be >= 0")
         return replace(self, fault_kinds=kinds, fault_rate=float(self.fault_rate))
@@ -107,3 +113,41 @@ class FaultInjector:
 
 def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+MALFORMATIONS: tuple[str, ...] = (
+    "missing_field",
+    "wrong_type",
+    "negative_fee",
+    "non_numeric_fee",
+    "unknown_type",
+    "time_order",
+)
+
+
+def malformation(tx_id: str, rate: float, seed: int) -> str | None:
+    """Which malformation (if any) this transaction is served with; deterministic."""
+    if rate <= 0:
+        return None
+    digest = hashlib.sha256(f"{seed}:{tx_id}".encode()).digest()
+    if int.from_bytes(digest[:8], "big") / 2**64 >= rate:
+        return None
+    return MALFORMATIONS[digest[8] % len(MALFORMATIONS)]
+
+
+def malform(tx: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A copy of `tx` broken the way a buggy upstream would break it."""
+    bad = dict(tx)
+    if kind == "missing_field":
+        bad.pop("sender_address", None)
+    elif kind == "wrong_type":
+        bad["block_height"] = str(bad.get("block_height"))
+    elif kind == "negative_fee":
+        bad["fee_rate"] = "-" + str(bad.get("fee_rate", "1"))
+    elif kind == "non_numeric_fee":
+        bad["fee_rate"] = "lots"
+    elif kind == "unknown_type":
+        bad["tx_type"] = "quantum_transfer"
+    elif kind == "time_order":
+        bad["block_time"] = int(bad["burn_block_time"]) - 600
+    return bad

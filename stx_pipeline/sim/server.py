@@ -31,6 +31,8 @@ from stx_pipeline.sim.faults import (
     FaultInjector,
     FaultSettings,
     json_bytes,
+    malform,
+    malformation,
 )
 from stx_pipeline.sim.params import ParamError, parse_tx_list
 from stx_pipeline.sim.ratelimit import _UNSET, RateLimiter
@@ -65,6 +67,7 @@ class SimConfig:
     gone: bool = False
     wrong_content_type: bool = False
     fault_seed: int | None = None  # default: seed
+    malformed_rate: float = 0.0  # share of transactions served malformed (per tx_id)
     # gateway rate limiting (off while both are None)
     rate_limit_rpm: int | None = None
     ratelimit_reset_form: str = "seconds"  # or "timestamp"
@@ -211,6 +214,11 @@ class Simulator:
 
     def tip(self) -> dict[str, Any]:
         return self.chain.tip(self.now())
+
+    def malformed_kind(self, tx_id: str) -> str | None:
+        """How the server currently breaks this transaction when serving it (None: intact)."""
+        s = self.faults.settings
+        return malformation(tx_id, s.malformed_rate, s.fault_seed)
 
     def ground_truth(
         self, start_time: int | None = None, end_time: int | None = None,
@@ -420,6 +428,10 @@ class _Handler(BaseHTTPRequestHandler):
             total, positions = chain.query(req.query, now)
             rows = [chain.row(p) for p in positions]
         results = [build_tx(r, exclude_function_args=req.exclude_function_args) for r in rows]
+        settings = sim.faults.settings
+        if settings.malformed_rate > 0:
+            results = [_maybe_malform(tx, settings.malformed_rate, settings.fault_seed)
+                       for tx in results]
         q = req.query
         return _json(
             200, {"limit": q.limit, "offset": q.offset, "total": total, "results": results}, cache
@@ -470,6 +482,11 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError) as e:
             return _json(400, {"error": "Bad Request", "message": str(e)})
         return _json(404, {"error": "Not Found", "message": f"no admin route {method} {path}"})
+
+
+def _maybe_malform(tx: dict[str, Any], rate: float, seed: int) -> dict[str, Any]:
+    kind = malformation(tx["tx_id"], rate, seed)
+    return malform(tx, kind) if kind else tx
 
 
 @contextlib.contextmanager

@@ -1,0 +1,220 @@
+"""Reliability: faults, bad rows, full disks, foreign files and concurrent runs lose nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from stx_pipeline.backfill import StopReason, check_backfill_progress, ensure_transaction_history
+from stx_pipeline.hiro.client import HiroClient
+from stx_pipeline.warehouse.db import WarehouseError, open_db
+from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HIRO_RPM="0",
+        STX_PIPELINE_STATUS_FILE=str(tmp_path / "status.json"),
+        STX_PIPELINE_LOG_FILE=str(tmp_path / "backfill.log"),
+    )
+    env.pop("STX_PIPELINE_FAILPOINT", None)
+    env.update(extra)
+    return env
+
+
+def _cli(sim, db: Path, tmp_path: Path, *extra: str, preexec=None, timeout=180, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "stx_pipeline.cli", "backfill", "--days", "1", "--db", str(db),
+         "--api-url", sim.url, *extra],
+        env=_env(tmp_path, **env), capture_output=True, text=True, timeout=timeout,
+        preexec_fn=preexec,
+    )
+
+
+def _finish_exact(sim, db: Path, days: float = 1) -> None:
+    with HiroClient(sim.url, backoff_initial=0.01, backoff_max=0.05) as client:
+        result = ensure_transaction_history(max_days=days, db_path=str(db), client=client,
+                                            status_path=str(db.parent / "final.json"))
+    assert result.complete, result.to_dict()
+    assert_exact(sim, db, int(result.target_time.timestamp()))
+    assert_ledger_consistent(db)
+
+
+def test_ten_percent_faults_under_a_tight_rate_limit(make_simulator, tmp_path, caplog):
+    sim = make_simulator(seed=41, history_days=2, tx_per_day=3000, frozen=True,
+                         fault_rate=0.10, stall_seconds=1.5, rate_limit_rpm=1500)
+    db = tmp_path / "w.duckdb"
+    # the client asks for more than the server allows: it must follow the server's headers
+    client = HiroClient(sim.url, requests_per_minute=1800, read_timeout=0.5,
+                        backoff_initial=0.05, backoff_max=0.5)
+    with caplog.at_level(logging.WARNING, logger="stx_pipeline"), client:
+        result = ensure_transaction_history(max_days=1, db_path=str(db), client=client,
+                                            status_path=str(tmp_path / "s.json"))
+    assert result.stop_reason is StopReason.TARGET_REACHED, result.to_dict()
+    assert_exact(sim, db, int(result.target_time.timestamp()))
+    assert_ledger_consistent(db)
+    injected = sim.stats["faults"]
+    assert sum(injected.values()) >= 5
+    assert len([k for k, n in injected.items() if n]) >= 3, injected
+    # the retries are visible: in the result (run metadata) and in the logs
+    assert result.retries >= sum(injected.values()) - 1
+    assert sum(result.faults_by_kind.values()) >= result.retries
+    retry_lines = [r for r in caplog.records if "retry" in r.getMessage().lower()]
+    assert len(retry_lines) >= result.retries
+
+
+def test_malformed_rows_are_kept_aside_with_reasons(make_simulator, tmp_path):
+    sim = make_simulator(seed=42, history_days=2, tx_per_day=4000, frozen=True,
+                         malformed_rate=0.02)
+    db = tmp_path / "w.duckdb"
+    with HiroClient(sim.url) as client:
+        result = ensure_transaction_history(max_days=1, db_path=str(db), client=client,
+                                            status_path=str(tmp_path / "s.json"))
+    assert result.complete, result.to_dict()
+    target = int(result.target_time.timestamp())
+    truth = [t for t in sim.ground_truth(start_time=target) if t["canonical"]]
+    bad = {t["tx_id"]: sim.malformed_kind(t["tx_id"]) for t in truth}
+    bad = {k: v for k, v in bad.items() if v}
+    assert len(set(bad.values())) >= 4 and len(bad) >= 20
+    con = duckdb.connect(str(db), read_only=True)
+    loaded = {r[0] for r in con.execute(
+        "SELECT tx_id FROM transactions WHERE burn_block_time >= to_timestamp(?)", [target]
+    ).fetchall()}
+    rejected = con.execute(
+        "SELECT tx_id, reason, raw_json FROM rejected_rows"
+        " WHERE burn_block_time >= to_timestamp(?) OR burn_block_time IS NULL", [target]
+    ).fetchall()
+    con.close()
+    rejected_ids = {r[0] for r in rejected}
+    assert rejected_ids == set(bad)  # every malformed row kept aside, nothing else
+    assert loaded == {t["tx_id"] for t in truth} - set(bad)  # the rest of each page loaded
+    for tx_id, reason, raw in rejected:
+        assert reason and json.loads(raw)["tx_id"] == tx_id
+    assert result.rows_rejected >= len(bad)
+    assert check_backfill_progress(1, db)["rejected_rows"] == result.rows_rejected
+    assert_ledger_consistent(db)  # sealed windows count rejected rows towards `total`
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_disk_full_rolls_back_and_the_next_run_resumes(make_simulator, tmp_path):
+    sim = make_simulator(seed=43, history_days=3, tx_per_day=8000, frozen=True)
+    db = tmp_path / "w.duckdb"
+    full = _cli(sim, db, tmp_path, "--days", "2", preexec=_limit_file_size(3 * 1024 * 1024))
+    assert full.returncode == 1, full.stderr[-800:]
+    assert "Traceback" not in full.stderr
+    errors = [ln for ln in full.stderr.splitlines() if ln.startswith("stx-pipeline")]
+    assert len(errors) == 1, full.stderr[-800:]
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["status"] == "error"
+    # the file is consistent (every sealed window matches the table) and resumable
+    assert_ledger_consistent(db)
+    _finish_exact(sim, db, days=2)
+
+
+def test_corrupted_file_gets_a_clear_message(simulator, tmp_path):
+    db = tmp_path / "w.duckdb"
+    db.write_bytes(os.urandom(64 * 1024))
+    proc = _cli(simulator, db, tmp_path)
+    assert proc.returncode == 1
+    assert "not a DuckDB database file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(db.read_bytes()) == 64 * 1024  # never silently overwritten
+
+
+def test_foreign_duckdb_file_is_refused(simulator, tmp_path):
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE customers (id INTEGER, name VARCHAR)")
+    con.execute("INSERT INTO customers VALUES (1, 'ada')")
+    con.close()
+    proc = _cli(simulator, db, tmp_path)
+    assert proc.returncode == 1
+    assert "not stx_pipeline's (customers)" in proc.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT name FROM customers").fetchall() == [("ada",)]
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+              .fetchall()}
+    con.close()
+    assert tables == {"customers"}
+
+
+def test_newer_schema_version_is_refused(tmp_path):
+    db = tmp_path / "w.duckdb"
+    open_db(db).close()
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO schema_version VALUES (99, now())")
+    con.close()
+    with pytest.raises(WarehouseError, match="schema version 99, newer"):
+        open_db(db)
+
+
+def test_version_1_file_is_migrated_forward(make_simulator, tmp_path):
+    """The seed guide's cache layout: no canonical flag, no fee payer, no ledger."""
+    sim = make_simulator(seed=44, history_days=2, tx_per_day=2000, frozen=True)
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        """CREATE TABLE transactions (tx_id VARCHAR PRIMARY KEY, tx_type VARCHAR,
+           tx_status VARCHAR, sender_address VARCHAR, fee_ustx BIGINT, nonce BIGINT,
+           block_height BIGINT, block_hash VARCHAR, tx_index INTEGER,
+           block_time TIMESTAMPTZ, burn_block_time TIMESTAMPTZ, burn_block_height BIGINT)"""
+    )
+    tx = sim.ground_truth()[-1]
+    con.execute(
+        "INSERT INTO transactions VALUES (?, ?, ?, ?, 1, 0, 1, '0x', 0, to_timestamp(?),"
+        " to_timestamp(?), 1)",
+        [tx["tx_id"], tx["tx_type"], tx["tx_status"], tx["sender_address"],
+         tx["block_time"], tx["burn_block_time"]],
+    )
+    con.close()
+    _finish_exact(sim, db)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+    row = con.execute("SELECT canonical, fee_payer, sender_address FROM transactions"
+                      " WHERE tx_id = ?", [tx["tx_id"]]).fetchone()
+    con.close()
+    assert row[0] is True and row[1] == row[2]
+
+
+def test_two_backfills_at_once_never_both_write(make_simulator, tmp_path):
+    sim = make_simulator(seed=45, history_days=2, tx_per_day=4000, frozen=True, latency_ms=30)
+    db = tmp_path / "w.duckdb"
+    cmd = [sys.executable, "-m", "stx_pipeline.cli", "backfill", "--days", "1", "--db", str(db),
+           "--api-url", sim.url, "--workers", "2"]
+    # a short lock wait: the second run refuses with a one-line message naming the lock
+    first = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    second = subprocess.run(cmd, env=_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="0.5"),
+                            capture_output=True, text=True, timeout=120)
+    _out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err[-500:]
+    assert second.returncode == 1, second.stderr[-500:]
+    assert "is locked by process" in second.stderr
+    # a long lock wait: the second waits for the first, then finds nothing to do
+    sim.advance(3600)
+    a = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    b = subprocess.run(cmd, env=_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="60"),
+                       capture_output=True, text=True, timeout=120)
+    a.communicate(timeout=120)
+    assert a.returncode == 0 and b.returncode == 0, b.stderr[-500:]
+    _finish_exact(sim, db)
