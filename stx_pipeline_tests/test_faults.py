@@ -121,6 +121,7 @@ def test_disk_full_rolls_back_and_the_next_run_resumes(make_simulator, tmp_path)
     assert "Traceback" not in full.stderr
     errors = [ln for ln in full.stderr.splitlines() if ln.startswith("stx-pipeline")]
     assert len(errors) == 1, full.stderr[-800:]
+    assert "cannot write to the database" in errors[0] and "run again" in errors[0]
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["status"] == "error"
     # the file is consistent (every sealed window matches the table) and resumable

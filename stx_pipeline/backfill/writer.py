@@ -8,6 +8,7 @@ sealed only when the rows in the table for it match the API's `total`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import queue
@@ -23,6 +24,7 @@ import pyarrow as pa
 from stx_pipeline import failpoints
 from stx_pipeline.backfill.planner import Window
 from stx_pipeline.hiro.rows import RejectedRow
+from stx_pipeline.warehouse.db import WarehouseError
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
 
 log = logging.getLogger("stx_pipeline.backfill")
@@ -203,7 +205,7 @@ class WindowWriter:
                     inserted = _affected(con.execute(INSERT_NEW_SQL))
                     updated = _affected(con.execute(UPDATE_CHANGED_SQL))
                 finally:
-                    con.unregister("_batch")
+                    _unregister(con, "_batch")
             if rejected:
                 self._store_rejected(rejected, now)
             sealed: list[tuple[Window, int]] = []
@@ -233,8 +235,15 @@ class WindowWriter:
                     self._record_partial(batch, now)
             failpoints.hit("writer.before_commit")
             con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT already ended it
+                con.execute("ROLLBACK")
+            if _is_storage_failure(exc):
+                detail = str(exc).strip().splitlines()[0]
+                raise WarehouseError(
+                    f"cannot write to the database ({detail}); free disk space or fix the"
+                    " path, then run again: committed windows are kept and the run resumes"
+                ) from None
             raise
         c = self.counters
         c.rows_inserted += inserted
@@ -274,7 +283,7 @@ class WindowWriter:
                 "INSERT INTO rejected_rows SELECT * FROM _rejected ON CONFLICT DO NOTHING"
             )
         finally:
-            self.con.unregister("_rejected")
+            _unregister(self.con, "_rejected")
 
     def _mark_orphans(self, window: Window) -> int:
         """Rows the API no longer returns for a fully re-fetched window: canonical = false."""
@@ -295,7 +304,7 @@ class WindowWriter:
                 )
             )
         finally:
-            self.con.unregister("_seen")
+            _unregister(self.con, "_seen")
         if n:
             log.warning(
                 "reorg: %d row(s) in window starting %s are no longer canonical",
@@ -357,6 +366,21 @@ class WindowWriter:
                 batch.total,
             )
         return ok
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    if isinstance(exc, duckdb.IOException | OSError):
+        return True
+    text = str(exc)
+    return isinstance(exc, duckdb.Error) and any(
+        marker in text for marker in ("Could not write", "No space left", "Failed to commit")
+    )
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Never mask the real error: an aborted transaction refuses even an unregister."""
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(name)
 
 
 def _affected(cursor: duckdb.DuckDBPyConnection) -> int:
