@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulator_arguments(si)
 
     de = sub.add_parser("demo", help="simulator + backfill + metrics + dashboard, offline")
-    de.add_argument("--days", type=_positive_int, default=14)
-    de.add_argument("--tx-per-day", type=_positive_int, default=4000)
+    de.add_argument("--days", type=_positive_int, default=30)
+    de.add_argument("--tx-per-day", type=_positive_int, default=3000)
     de.add_argument("--db", default=None)
 
     ui = sub.add_parser("ui", help="simulator + dagster dev together")
