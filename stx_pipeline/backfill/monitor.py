@@ -54,6 +54,8 @@ def run_backfill_until_complete(
             "[run %d] before: %s rows, %.1f%% of windows covered",
             run_number, f"{before['rows']:,}", before.get("percent_complete", 0.0),
         )
+        if last_mark is None:
+            last_mark = (int(before["rows"]), float(before.get("percent_complete", 0.0)))
         if before["complete"]:
             log.info("backfill complete")
             return _done(True, "complete", run_number - 1, results, target_days)
@@ -72,7 +74,7 @@ def run_backfill_until_complete(
                 return _done(False, "rate_limit_exhausted", run_number, results, target_days)
         after = check_backfill_progress(target_days, db_path)  # type: ignore[arg-type]
         mark = (int(after["rows"]), float(after.get("percent_complete", 0.0)))
-        if last_mark is None or mark != last_mark:
+        if mark != last_mark:
             last_progress_at = time.monotonic()
         else:
             log.warning("[run %d] no progress made (same rows and coverage)", run_number)
