@@ -17,9 +17,9 @@ from stx_pipeline.devserver import PROJECT_DAGSTER_YAML, PROJECT_ROOT, write_ins
 ASSETS = {"transactions", "wallet_metrics", "dashboard"}
 CHECKS = {"backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh"}
 BLOCKING = {"no_gaps", "unique_tx_id"}
-SENSORS = {"transactions_backfill_sensor", "check_alert_sensor", "automation_condition_sensor"}
+SENSORS = {"transactions_backfill_sensor", "check_alert_sensor", "metrics_refresh_sensor"}
 SCHEDULES = {"daily_refresh_schedule"}
-JOBS = {"transactions_backfill_job", "daily_refresh_job"}
+JOBS = {"transactions_backfill_job", "daily_refresh_job", "metrics_refresh_job"}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,6 @@ def test_asset_wiring(repo: dg.RepositoryDefinition) -> None:
     assert graph.get(wm).parent_keys == {tx}
     assert graph.get(dash).parent_keys == {wm}
     assert graph.get(tx).group_name == "stacks"
-    for key in (wm, dash):
-        assert graph.get(key).automation_condition is not None
     for check_key in graph.asset_check_keys:
         spec = graph.get_check_spec(check_key)
         assert spec.blocking == (check_key.name in BLOCKING), check_key.name

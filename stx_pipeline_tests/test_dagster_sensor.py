@@ -175,3 +175,56 @@ def test_corrupt_cursor_starts_over(instance: dg.DagsterInstance) -> None:
     decision, state = evaluate_backfill(context, stall_limit=3)
     assert isinstance(decision, dg.RunRequest)
     assert state.attempt == 1
+
+
+# --- metrics_refresh_sensor -----------------------------------------------------------
+
+
+def metrics_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    from stx_pipeline.defs.metrics.sensors import metrics_refresh_sensor
+
+    return metrics_refresh_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def test_metrics_follow_each_new_transactions_once(instance: dg.DagsterInstance) -> None:
+    assert "never" in metrics_tick(instance, None).skip_reason.skip_message
+    materialize(instance, rows=100, oldest_days_ago=2)
+    first = metrics_tick(instance, None)
+    assert len(first.run_requests) == 1
+    assert first.run_requests[0].tags["stx_pipeline/trigger"] == "metrics_refresh_sensor"
+    again = metrics_tick(instance, first.cursor)
+    assert not again.run_requests and "already" in again.skip_reason.skip_message
+    materialize(instance, rows=200, oldest_days_ago=3)
+    second = metrics_tick(instance, first.cursor)
+    assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_metrics_wait_for_a_run_in_flight_and_skip_when_already_newer(
+    instance: dg.DagsterInstance,
+) -> None:
+    materialize(instance, rows=100, oldest_days_ago=2)
+    run_id = add_run(instance, "metrics_refresh_job", dg.DagsterRunStatus.STARTED)
+    busy = metrics_tick(instance, None)
+    assert not busy.run_requests and run_id in busy.skip_reason.skip_message
+    assert busy.cursor is None, "not handled yet: retried when the run is done"
+    instance.delete_run(run_id)
+    # The daily job built the metrics after this transactions: nothing to do.
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="wallet_metrics"))
+    newer = metrics_tick(instance, None)
+    assert not newer.run_requests and newer.cursor
+
+
+def test_metrics_not_built_when_a_blocking_check_failed(instance: dg.DagsterInstance) -> None:
+    materialize(instance, rows=100, oldest_days_ago=2)
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(settings.TRANSACTIONS_KEY),
+            check_name="unique_tx_id",
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={},
+        )
+    )
+    result = metrics_tick(instance, None)
+    assert not result.run_requests
+    assert "unique_tx_id" in result.skip_reason.skip_message

@@ -1,9 +1,11 @@
 """`wallet_metrics` and `dashboard`: recomputed whenever `transactions` changes.
 
-Automation choice: declarative automation. Both assets carry `eager()` (run after any
-upstream update, never while upstream is missing or in progress) AND wait for the
-blocking checks of `transactions` (`no_gaps`, `unique_tx_id`) so a metric is never built
-on a hole or a duplicate. `automation_condition_sensor` (running by default) evaluates them.
+Automation choice: a job (`metrics_refresh_job`) requested by `metrics_refresh_sensor`
+(defs/metrics/sensors.py) for each new `transactions` materialization whose run has
+finished with its blocking checks passed. Declarative `eager()` was tried first and
+dropped: when a downstream run and the next backfill run finish between two automation
+ticks, `since_last_handled` counts the downstream update as handling the new upstream
+one and the metrics silently stay stale (reproduced with Dagster 1.13.27).
 """
 
 import os
@@ -14,10 +16,6 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from stx_pipeline.defs import settings
-
-DOWNSTREAM_CONDITION = (
-    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-)
 
 
 def dashboard_path() -> Path:
@@ -54,7 +52,6 @@ def summary_metadata(summary: Any) -> dict[str, Any]:
     group_name="stacks",
     kinds={"duckdb", "sql"},
     pool=settings.DUCKDB_POOL,
-    automation_condition=DOWNSTREAM_CONDITION,
     description="DAU/WAU/MAU, new wallets, retention, fees and activity mix (`metrics_*`).",
 )
 def wallet_metrics(
@@ -103,7 +100,6 @@ def latest_metrics_values(instance: dg.DagsterInstance) -> dict[str, Any]:
     group_name="stacks",
     kinds={"html", "plotly"},
     pool=settings.DUCKDB_POOL,
-    automation_condition=DOWNSTREAM_CONDITION,
     description="Self-contained HTML dashboard of the wallet metrics (plotly embedded).",
 )
 def dashboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
