@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -94,11 +95,30 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_
     return proc.returncode if proc.returncode is not None else -9
 
 
+def _reset_signals() -> None:  # runs in the child between fork and exec
+    """Default SIGINT/SIGTERM in `dagster dev`: a parent started in the background (nohup,
+    `&` in a script) ignores SIGINT, and an ignored signal stays ignored across exec."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM (and an inherited ignored SIGINT) stop `run_ui` like Ctrl-C does."""
+
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, raise_interrupt)
+
+
 def run_ui(port: int = 3000, sim_port: int = 3999, days: int = 30) -> int:
     """Run the simulator (unless the real API is configured) and `dagster dev` until Ctrl-C.
 
     Returns the exit status for the CLI: 0 after a Ctrl-C, dagster's own status otherwise.
     """
+    _interrupt_on_sigterm()
     env = dict(os.environ)
     # The project's own instance, not a personal ~/.dagster: regenerated from dagster.yaml.
     home = Path(env.get("STX_PIPELINE_DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
@@ -116,7 +136,11 @@ def run_ui(port: int = 3000, sim_port: int = 3999, days: int = 30) -> int:
         print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={env['DAGSTER_HOME']})")
         print("Ctrl-C stops the UI, the daemon and the simulator.", flush=True)
         proc = subprocess.Popen(
-            dagster_dev_command(port), cwd=PROJECT_ROOT, env=env, start_new_session=True
+            dagster_dev_command(port),
+            cwd=PROJECT_ROOT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_reset_signals,
         )
         try:
             while proc.poll() is None:
