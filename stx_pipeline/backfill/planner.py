@@ -4,6 +4,11 @@ Coverage is a set of sealed, closed windows on `burn_block_time` (inclusive unix
 seconds). Everything in `[lower, upper]` not covered is a gap; a gap is carved into
 windows lazily, so that the size of each follows the density seen so far and the
 partial last page of a window stays a small share of the requests.
+
+Near the end of a run the windows shrink: a window is paged sequentially (one request
+per page latency), so if the last windows were full-size, one or two workers would page
+them alone while the rate limit sits idle. Carving what remains into `workers` equal
+parts keeps every worker busy until the last page (benchmarks/, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -94,6 +99,8 @@ class WindowPlanner:
         min_seconds: int = 60,
         max_seconds: int = 86_400,
         boundary: int | None = None,
+        workers: int = 1,
+        min_tail_rows: int = 250,
     ) -> None:
         self._lock = threading.Lock()
         items: list[tuple[int, int, Window | None]] = [(e, s, None) for s, e in gaps]
@@ -107,13 +114,23 @@ class WindowPlanner:
         # No window straddles this instant (the start of the re-verify span), so that
         # re-verifying the newest windows next run costs a few pages, not a big window.
         self.boundary = boundary
+        # Concurrent fetchers: near the end, windows shrink to a share of what remains.
+        self.workers = max(1, workers)
+        self.min_tail_rows = min_tail_rows
 
     @property
     def density(self) -> float:
         return self._density
 
-    def window_seconds(self) -> int:
-        seconds = int(self.rows_per_window / self._density)
+    def window_seconds(self, remaining_seconds: int | None = None) -> int:
+        """Seconds of the next carved window: ~`rows_per_window` rows at the current density,
+        or, once less than `workers` windows' worth remains, an equal share per worker (but
+        not under `min_tail_rows` rows), so that all workers finish together."""
+        rows = float(self.rows_per_window)
+        if remaining_seconds is not None and self.workers > 1:
+            share = remaining_seconds * self._density / self.workers
+            rows = min(rows, max(share, float(self.min_tail_rows)))
+        seconds = int(rows / self._density)
         return max(self.min_seconds, min(self.max_seconds, seconds))
 
     def next(self) -> Window | None:
@@ -123,7 +140,7 @@ class WindowPlanner:
             end, start, window = self._items.pop(0)
             if window is not None:
                 return window
-            size = self.window_seconds()
+            size = self.window_seconds(self._remaining_locked() + end - start + 1)
             carved_start = max(start, end - size + 1)
             if self.boundary is not None and carved_start < self.boundary <= end:
                 carved_start = max(start, self.boundary)
@@ -147,10 +164,12 @@ class WindowPlanner:
 
     def remaining_seconds(self) -> int:
         with self._lock:
-            return sum(
-                (w.seconds if w is not None else end - start + 1)
-                for end, start, w in self._items
-            )
+            return self._remaining_locked()
+
+    def _remaining_locked(self) -> int:
+        return sum(
+            (w.seconds if w is not None else end - start + 1) for end, start, w in self._items
+        )
 
     def __len__(self) -> int:
         with self._lock:

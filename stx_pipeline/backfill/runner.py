@@ -37,7 +37,7 @@ log = logging.getLogger("stx_pipeline.backfill")
 PAGE_LIMIT = 50
 DEFAULT_MAX_PAGES = 10_000
 DEFAULT_REVERIFY_SECONDS = 30 * 60
-ROWS_PER_WINDOW = 1000
+ROWS_PER_WINDOW = 2500  # ~50 pages: the partial last page is ~1 % of requests
 # Fetch an hour below the target too, so the guide's own test, MIN(block_time) <= target,
 # also holds (block_time >= burn_block_time, and the target falls inside some tenure).
 TARGET_MARGIN_SECONDS = 3600
@@ -347,6 +347,7 @@ class _Run:
         self.lower = lower
         self.windows_planned = 1 + len(planner)
         n_workers = self._worker_count()
+        planner.workers = n_workers
         log.info(
             "plan: head burn time %s, lower bound %s, %d worker(s), %d window(s)/gap(s) to"
             " fill, ~%.0f rows per hour", to_ts(head_ts).isoformat(), to_ts(lower).isoformat(),
