@@ -8,19 +8,16 @@ read from the environment only and is never written to disk.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from stx_pipeline.backfill.status import update_status_file
 
 log = logging.getLogger(__name__)
 
@@ -79,62 +76,17 @@ def status_file_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(env) if env else DEFAULT_STATUS_FILE
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of the status file between processes (sidecar lock)."""
-    lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        # A corrupt status file must not stop alerts: start a fresh document, keep a copy.
-        log.warning("status file %s unreadable (%s); rewriting it", path, exc)
-        with contextlib.suppress(OSError):
-            path.replace(path.with_name(path.name + ".corrupt"))
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _atomic_write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write via a temp file in the same directory + rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=str)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def record_alert(alert: Alert, path: str | os.PathLike[str] | None = None) -> Path:
     """Append `alert` to the `alerts` list of the status JSON, keeping every other key."""
-    target = status_file_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target):
-        data = _read_json(target)
+
+    def change(data: dict[str, Any]) -> dict[str, Any]:
         alerts = data.get("alerts")
         if not isinstance(alerts, list):
             alerts = []
         alerts.append(alert.to_dict())
-        data["alerts"] = alerts[-MAX_ALERTS_KEPT:]
-        data["last_alert"] = alert.to_dict()
-        _atomic_write_json(target, data)
-    return target
+        return {**data, "alerts": alerts[-MAX_ALERTS_KEPT:], "last_alert": alert.to_dict()}
+
+    return update_status_file(change, status_file_path(path))
 
 
 def post_webhook(

@@ -7,9 +7,12 @@ seconds.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,26 +23,71 @@ from stx_pipeline.backfill.planner import covered_seconds
 from stx_pipeline.warehouse.db import WarehouseLocked, connect, resolve_db_path
 
 DEFAULT_STATUS_PATH = Path("data/backfill_status.json")
+# Keys other writers own (the alert sensor): a backfill's status update keeps them.
+PRESERVED_KEYS = ("alerts", "last_alert")
 
 
 def default_status_path() -> Path:
     return Path(os.environ.get("STX_PIPELINE_STATUS_FILE") or DEFAULT_STATUS_PATH)
 
 
-def write_status_file(status: dict[str, Any], path: str | os.PathLike[str] | None = None) -> Path:
-    """Atomic: a reader never sees half a file (temp file in the same folder + rename)."""
-    target = Path(path) if path else default_status_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    payload = {**status, "timestamp": datetime.now(UTC).isoformat()}
-    fd, tmp = tempfile.mkstemp(prefix=".status-", suffix=".json", dir=target.parent)
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of the status file between processes (sidecar lock)."""
+    with open(path.with_name(path.name + ".lock"), "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        # A corrupt status file must not stop monitoring: keep a copy, start afresh.
+        with contextlib.suppress(OSError):
+            path.replace(path.with_name(path.name + ".corrupt"))
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _atomic_write(path: Path, data: dict[str, Any]) -> None:
+    """Temp file in the same folder + rename: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, default=_json_default)
-        os.replace(tmp, target)
+            json.dump(data, fh, indent=2, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def update_status_file(
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Locked read-modify-write of the status JSON; `change` returns the new document."""
+    target = Path(path) if path else default_status_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target):
+        _atomic_write(target, change(_read(target)))
     return target
+
+
+def write_status_file(status: dict[str, Any], path: str | os.PathLike[str] | None = None) -> Path:
+    """Replace the backfill's status, stamped with the time; alerts already there stay."""
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: current[k] for k in PRESERVED_KEYS if k in current}
+        return {**status, **kept, "timestamp": datetime.now(UTC).isoformat()}
+
+    return update_status_file(change, path)
 
 
 def read_status_file(path: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
