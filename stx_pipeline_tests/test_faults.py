@@ -194,28 +194,45 @@ def test_version_1_file_is_migrated_forward(make_simulator, tmp_path):
     assert row[0] is True and row[1] == row[2]
 
 
+def _wait_until_running(status_path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """The first backfill holds the file once it reports progress from its writer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the first backfill ended before the second started"
+        try:
+            if json.loads(status_path.read_text()).get("status") == "running":
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the first backfill never reported progress")
+
+
 def test_two_backfills_at_once_never_both_write(make_simulator, tmp_path):
-    sim = make_simulator(seed=45, history_days=2, tx_per_day=4000, frozen=True, latency_ms=30)
+    # ~20k rows behind 30 ms latency and 2 workers: several seconds of holding the file
+    sim = make_simulator(seed=45, history_days=2, tx_per_day=20000, frozen=True, latency_ms=30)
     db = tmp_path / "w.duckdb"
+    status = tmp_path / "status.json"
     cmd = [sys.executable, "-m", "stx_pipeline.cli", "backfill", "--days", "1", "--db", str(db),
            "--api-url", sim.url, "--workers", "2"]
     # a short lock wait: the second run refuses with a one-line message naming the lock
     first = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    _wait_until_running(status, first)
     second = subprocess.run(cmd, env=_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="0.5"),
                             capture_output=True, text=True, timeout=120)
-    _out, err = first.communicate(timeout=120)
+    _out, err = first.communicate(timeout=180)
     assert first.returncode == 0, err[-500:]
     assert second.returncode == 1, second.stderr[-500:]
     assert "is locked by process" in second.stderr
-    # a long lock wait: the second waits for the first, then finds nothing to do
-    sim.advance(3600)
+    # a long lock wait: the second waits for the first, then has little left to do
+    sim.advance(12 * 3600)
+    status.unlink()
     a = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    time.sleep(0.3)
-    b = subprocess.run(cmd, env=_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="60"),
-                       capture_output=True, text=True, timeout=120)
-    a.communicate(timeout=120)
+    _wait_until_running(status, a)
+    b = subprocess.run(cmd, env=_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="120"),
+                       capture_output=True, text=True, timeout=180)
+    a.communicate(timeout=180)
     assert a.returncode == 0 and b.returncode == 0, b.stderr[-500:]
     _finish_exact(sim, db)
