@@ -293,6 +293,15 @@ def chart_wallet_value(con: duckdb.DuckDBPyConnection) -> Chart:
             hovertemplate="%{y:,.4f} STX",
         ))
     title = "Value per wallet (WALTV) by weekly cohort"
+    if not fig.data:  # say why the chart is empty instead of drawing bare axes
+        fig.add_annotation(
+            text="No weekly cohort has matured yet:<br>WALTV-15 needs 15 complete days"
+            " after a cohort's last activation day.",
+            showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+            font={"size": 13, "color": "#475569"},
+        )
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     fig = _layout(fig, title, y_title="STX of fees per wallet", x_title="cohort week")
     note = "Average fees a wallet paid as fee payer in its first N days, matured cohorts only."
     if immature:
