@@ -24,7 +24,9 @@ class TransactionsConfig(dg.Config):
 
     target_days: int = Field(default=180, description="History to cover, in days before now.")
     max_pages: int = Field(default=10_000, description="Page budget of this run.")
-    force_refresh: bool = Field(default=False, description="Re-fetch sealed windows too.")
+    force_refresh: bool = Field(
+        default=False, description="Clear table and ledger once, then refetch everything."
+    )
 
     @field_validator("target_days", "max_pages")
     @classmethod
