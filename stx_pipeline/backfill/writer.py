@@ -128,6 +128,7 @@ class WindowWriter:
         self.counters = WriterCounters()
         self.error: BaseException | None = None
         self._seen: dict[int, set[str]] = {}
+        self._orphaned_ids: set[str] = set()
         self._rejected_in_attempt: dict[int, int] = {}
         self._on_commit = on_commit
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
@@ -210,7 +211,7 @@ class WindowWriter:
                 self._store_rejected(rejected, now)
             sealed: list[tuple[Window, int]] = []
             failed: list[Window] = []
-            orphaned = 0
+            orphaned: list[str] = []
             for batch in group:
                 ws = batch.window.start
                 if batch.full_fetch:
@@ -248,7 +249,11 @@ class WindowWriter:
         c = self.counters
         c.rows_inserted += inserted
         c.rows_updated += max(updated, 0)
-        c.rows_orphaned += orphaned
+        # A row re-mined into another window is orphaned by one window and loaded again by
+        # another within the same run: count the rows orphaned at the end, not the flips.
+        self._orphaned_ids -= rows.keys()
+        self._orphaned_ids.update(orphaned)
+        c.rows_orphaned = len(self._orphaned_ids)
         c.rows_rejected += len(rejected)
         c.pages_committed += len(group)
         c.commits += 1
@@ -285,7 +290,7 @@ class WindowWriter:
         finally:
             _unregister(self.con, "_rejected")
 
-    def _mark_orphans(self, window: Window) -> int:
+    def _mark_orphans(self, window: Window) -> list[str]:
         """Rows the API no longer returns for a fully re-fetched window: canonical = false."""
         seen = self._seen.get(window.start, set())
         ids = pa.table({"tx_id": pa.array(sorted(seen), type=pa.string())})
@@ -296,22 +301,24 @@ class WindowWriter:
             if window.end is not None:
                 bound += " AND burn_block_time <= ?"
                 params.append(to_ts(window.end))
-            n = _affected(
-                self.con.execute(
+            orphaned = [
+                r[0]
+                for r in self.con.execute(
                     f"UPDATE transactions SET canonical = false WHERE canonical AND {bound}"
-                    " AND tx_id NOT IN (SELECT tx_id FROM _seen)",
+                    " AND tx_id NOT IN (SELECT tx_id FROM _seen) RETURNING tx_id",
                     params,
-                )
-            )
+                ).fetchall()
+            ]
         finally:
             _unregister(self.con, "_seen")
+        n = len(orphaned)
         if n:
             log.warning(
                 "reorg: %d row(s) in window starting %s are no longer canonical",
                 n,
                 to_ts(window.start).isoformat(),
             )
-        return n
+        return orphaned
 
     def _record_partial(self, batch: PageBatch, now: datetime) -> None:
         w = batch.window
