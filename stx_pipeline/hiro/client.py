@@ -44,6 +44,7 @@ from stx_pipeline.hiro.errors import (
 from stx_pipeline.hiro.limiter import RateLimiter, reset_seconds
 from stx_pipeline.hiro.page import TxPage
 from stx_pipeline.hiro.retry import ClientStats, TransientError
+from stx_pipeline.hiro.rows import TX_TYPES
 
 logger = logging.getLogger("stx_pipeline.hiro")
 
@@ -58,16 +59,6 @@ DEFAULT_RPM_WITH_KEY = 500.0
 DEFAULT_RPM_WITHOUT_KEY = 25.0
 DEFAULT_POOL_SIZE = 32
 
-TX_TYPES = frozenset(
-    {
-        "token_transfer",
-        "smart_contract",
-        "contract_call",
-        "poison_microblock",
-        "coinbase",
-        "tenure_change",
-    }
-)
 ORDERS = frozenset({"asc", "desc"})
 SORT_BYS = frozenset({"block_height", "burn_block_time", "fee"})
 HEADERS_OF_INTEREST = (
