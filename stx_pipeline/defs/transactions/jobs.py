@@ -14,6 +14,9 @@ transactions_backfill_job = dg.define_asset_job(
     selection=TRANSACTIONS_SELECTION,
     description="One resumable backfill run of `transactions`; requested by the backfill sensor.",
     tags={"stx_pipeline/writer": "duckdb"},
+    # Steps share one DuckDB file and run one at a time anyway (pool "duckdb"): a process
+    # per step would only add start-up time to every check.
+    executor_def=dg.in_process_executor,
 )
 
 # The daily refresh: new transactions, then the metrics and the dashboard in the same run.
@@ -22,6 +25,7 @@ daily_refresh_job = dg.define_asset_job(
     selection=TRANSACTIONS_SELECTION.downstream(),
     description="Refresh `transactions` and everything downstream of it.",
     tags={"stx_pipeline/writer": "duckdb"},
+    executor_def=dg.in_process_executor,
 )
 
 
