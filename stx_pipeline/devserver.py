@@ -53,8 +53,8 @@ def dagster_dev_command(port: int, host: str = "127.0.0.1") -> list[str]:
         "-m",
         "dagster",
         "dev",
-        "-m",
-        "stx_pipeline.definitions",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),  # location "stx_pipeline", as in [tool.dg]
         "-h",
         host,
         "-p",
