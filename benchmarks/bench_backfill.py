@@ -213,15 +213,26 @@ def main() -> None:
         print(f"  project done in {proj['wall_seconds']:.1f}s", flush=True)
         base = run_contender("baseline", cap=args.baseline_cap, **common)
         print(f"  baseline done in {base['wall_seconds']:.1f}s", flush=True)
+        whatif = None
+        if args.what_if_reserve is not None:
+            whatif = run_contender("project", **common,
+                                   extra=["--what-if-reserve", str(args.what_if_reserve)])
+            print(f"  what-if done in {whatif['wall_seconds']:.1f}s", flush=True)
         ratios = {
             "project_over_ceiling": proj["tx_per_s"] / proj["ceiling_tx_per_s"],
             "project_over_baseline_tx_per_s": proj["tx_per_s"] / base["tx_per_s"]
             if base["tx_per_s"] else None,
             "baseline_over_ceiling": base["tx_per_s"] / base["ceiling_tx_per_s"],
         }
-        report["main"] = {"project": proj, "baseline": base, "ratios": ratios}
+        report["main"] = {"project": proj, "baseline": base, "ratios": ratios,
+                          "what_if": whatif}
+        table = [_row("project", proj), _row("naive baseline (capped "
+                                             f"{args.baseline_cap:g}s)", base)]
+        if whatif is not None:
+            table.append(_row(f"what-if: project, limiter reserve {args.what_if_reserve:g}"
+                              " (not shipped)", whatif))
         print()
-        print(markdown_table(HEAD, [_row("project", proj), _row("naive baseline", base)]))
+        print(markdown_table(HEAD, table))
         print()
         print(f"ceiling {proj['ceiling_tx_per_s']:.0f} tx/s; project/ceiling "
               f"{ratios['project_over_ceiling']:.3f}; project/baseline (complete tx/s) "

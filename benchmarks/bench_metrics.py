@@ -174,7 +174,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--sizes", default="1000000,3000000,10000000")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 3GB")
+    ap.add_argument("--memory-limit", default="3GB",
+                    help="DuckDB memory_limit (default 3GB; '' = DuckDB's default, 80%% of RAM)")
     ap.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "stx-bench-metrics"))
     args = ap.parse_args()
     if args.child:
