@@ -18,6 +18,7 @@ import pytest
 from stx_pipeline.backfill import StopReason, check_backfill_progress, ensure_transaction_history
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.warehouse.db import WarehouseError, open_db
+from stx_pipeline.warehouse.schema import SCHEMA_VERSION
 from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
 
 
@@ -187,7 +188,7 @@ def test_version_1_file_is_migrated_forward(make_simulator, tmp_path):
     con.close()
     _finish_exact(sim, db)
     con = duckdb.connect(str(db), read_only=True)
-    assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == 2
+    assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     row = con.execute("SELECT canonical, fee_payer, sender_address FROM transactions"
                       " WHERE tx_id = ?", [tx["tx_id"]]).fetchone()
     con.close()
@@ -236,3 +237,31 @@ def test_two_backfills_at_once_never_both_write(make_simulator, tmp_path):
     a.communicate(timeout=180)
     assert a.returncode == 0 and b.returncode == 0, b.stderr[-500:]
     _finish_exact(sim, db)
+
+
+def test_version_2_file_loses_its_primary_key_index_and_keeps_rows(tmp_path):
+    """Version 3 dropped the in-memory primary-key index; rows move over untouched."""
+    from stx_pipeline.warehouse.schema import TRANSACTIONS_DDL
+
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(TRANSACTIONS_DDL.replace("tx_id              VARCHAR NOT NULL,",
+                                         "tx_id              VARCHAR PRIMARY KEY,"))
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+    con.execute("INSERT INTO schema_version VALUES (2, now())")
+    con.execute(
+        "INSERT INTO transactions VALUES ('0x01', 'coinbase', 'success', 'SP1', false, NULL,"
+        " 'SP1', 0, 0, 1, '0xab', 0, now(), now(), 1, true, NULL, NULL, NULL, NULL, now())"
+    )
+    pk = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type ="
+                     " 'PRIMARY KEY' AND table_name = 'transactions'").fetchone()[0]
+    con.close()
+    assert pk == 1
+    open_db(db).close()
+    con = duckdb.connect(str(db), read_only=True)
+    pk = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE constraint_type ="
+                     " 'PRIMARY KEY' AND table_name = 'transactions'").fetchone()[0]
+    rows = con.execute("SELECT tx_id, fee_payer FROM transactions").fetchall()
+    version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    con.close()
+    assert (pk, rows, version) == (0, [("0x01", "SP1")], SCHEMA_VERSION)

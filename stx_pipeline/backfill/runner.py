@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -35,6 +36,7 @@ from stx_pipeline.warehouse.db import open_db, resolve_db_path
 log = logging.getLogger("stx_pipeline.backfill")
 
 PAGE_LIMIT = 50
+BACKFILL_MEMORY_LIMIT = "256MB"
 DEFAULT_MAX_PAGES = 10_000
 DEFAULT_REVERIFY_SECONDS = 30 * 60
 ROWS_PER_WINDOW = 2500  # ~50 pages: the partial last page is ~1 % of requests
@@ -212,7 +214,9 @@ class _Run:
             self.run_id, f"{self.max_days:g}", to_ts(self.target_ts).isoformat(),
             self.budget.limit,
         )
-        con = open_db(self.db_path)
+        # The writer only needs the blocks it touches: a small cache keeps memory flat.
+        con = open_db(self.db_path, memory_limit=os.environ.get(
+            "STX_PIPELINE_BACKFILL_MEMORY_LIMIT", BACKFILL_MEMORY_LIMIT))
         writer: WindowWriter | None = None
         try:
             self._record_run_start(con)

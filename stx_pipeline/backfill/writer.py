@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -60,19 +60,26 @@ assert tuple(ARROW_SCHEMA.names) == TRANSACTION_COLUMNS
 _COLS = ", ".join(TRANSACTION_COLUMNS)
 _UPDATABLE = [c for c in TRANSACTION_COLUMNS if c != "tx_id"]
 _CHANGED = " OR ".join(
-    f"transactions.{c} IS DISTINCT FROM excluded.{c}"
+    f"t.{c} IS DISTINCT FROM b.{c}"
     for c in ("tx_status", "block_hash", "block_height", "tx_index", "block_time",
               "burn_block_time", "canonical", "fee_ustx", "sender_address")
 )
+# A transaction already stored can only sit at (about) the burn time the API gives it
+# now: the same tenure, or a neighbouring one after a reorg re-mined it. So the upsert
+# looks for its tx_id among rows within REORG_SLACK of the batch's burn times, which
+# DuckDB's zone maps turn into a scan of a few row groups instead of an index.
+REORG_SLACK = timedelta(days=1)
+UPDATE_CHANGED_SQL = (
+    "UPDATE transactions AS t SET "
+    + ", ".join(f"{c} = b.{c}" for c in _UPDATABLE)
+    + " FROM _batch AS b WHERE t.tx_id = b.tx_id AND t.burn_block_time BETWEEN ? AND ?"
+    + f" AND ({_CHANGED})"
+)
 # Columns named explicitly: a migrated file has its newer columns at the end.
 INSERT_NEW_SQL = (
-    f"INSERT INTO transactions ({_COLS}) SELECT {_COLS} FROM _batch ON CONFLICT DO NOTHING"
-)
-UPDATE_CHANGED_SQL = (
-    f"INSERT INTO transactions ({_COLS}) SELECT {_COLS} FROM _batch"
-    " ON CONFLICT (tx_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _UPDATABLE)
-    + f" WHERE {_CHANGED}"
+    f"INSERT INTO transactions ({_COLS}) SELECT {_COLS} FROM _batch AS b WHERE NOT EXISTS"
+    " (SELECT 1 FROM transactions AS t WHERE t.tx_id = b.tx_id"
+    " AND t.burn_block_time BETWEEN ? AND ?)"
 )
 
 
@@ -202,9 +209,11 @@ class WindowWriter:
             if rows:
                 _batch = pa.Table.from_pylist(list(rows.values()), schema=ARROW_SCHEMA)
                 con.register("_batch", _batch)
+                times = [r["burn_block_time"] for r in rows.values()]
+                bounds = [min(times) - REORG_SLACK, max(times) + REORG_SLACK]
                 try:
-                    inserted = _affected(con.execute(INSERT_NEW_SQL))
-                    updated = _affected(con.execute(UPDATE_CHANGED_SQL))
+                    updated = _affected(con.execute(UPDATE_CHANGED_SQL, bounds))
+                    inserted = _affected(con.execute(INSERT_NEW_SQL, bounds))
                 finally:
                     _unregister(con, "_batch")
             if rejected:

@@ -12,6 +12,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from stx_pipeline.defs import settings
+from stx_pipeline.warehouse.db import memory_limit_setting
 
 DEFAULT_HIRO_URL = "https://api.hiro.so"
 
@@ -83,6 +84,9 @@ def resources() -> dg.Definitions:
                 api_key=_optional_env("HIRO_API_KEY"),
                 requests_per_minute=int(rpm) if rpm.isdigit() else None,
             ),
-            "duckdb": DuckDBResource(database=settings.db_path()),
+            "duckdb": DuckDBResource(
+                database=settings.db_path(),
+                connection_config={"memory_limit": memory_limit_setting()},
+            ),
         }
     )

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import duckdb
 
-from stx_pipeline.warehouse.schema import ALL_DDL, SCHEMA_VERSION
+from stx_pipeline.warehouse.schema import (
+    ALL_DDL,
+    SCHEMA_VERSION,
+    TRANSACTION_COLUMNS,
+    TRANSACTIONS_DDL,
+)
 
 DEFAULT_DB_PATH = Path("data/cache/wallet_metrics.duckdb")
 OUR_TABLES = {
@@ -116,15 +121,38 @@ def connect(
             raise WarehouseError(f"cannot open database {path}: {_first_line(exc)}") from None
 
 
+DEFAULT_MEMORY_LIMIT = "3GB"
+_MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def memory_limit_setting(value: str | None = None) -> str:
+    """DuckDB's memory cap: explicit, else $STX_PIPELINE_DUCKDB_MEMORY_LIMIT, else 3GB.
+
+    DuckDB's own default is 80% of RAM; a cap keeps metrics over 10M rows under 4 GB of
+    RSS (DuckDB spills to disk beyond it) and lets several processes share a machine.
+    """
+    limit = (value or os.environ.get("STX_PIPELINE_DUCKDB_MEMORY_LIMIT") or
+             DEFAULT_MEMORY_LIMIT).strip()
+    if not _MEMORY_RE.match(limit):
+        raise WarehouseError(
+            f"memory limit {limit!r} is not a size like 512MB or 3GB;"
+            " fix STX_PIPELINE_DUCKDB_MEMORY_LIMIT"
+        )
+    return limit
+
+
 def open_db(
     db_path: str | os.PathLike[str] | None = None,
     *,
     read_only: bool = False,
     lock_timeout: float | None = None,
+    memory_limit: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Connect and make sure the file holds our schema at the current version."""
+    limit = memory_limit_setting(memory_limit)
     con = connect(db_path, read_only=read_only, lock_timeout=lock_timeout)
     try:
+        con.execute(f"SET memory_limit = '{limit}'")
         if read_only:
             version = schema_version_of(con)
             if version is not None and version > SCHEMA_VERSION:
@@ -212,32 +240,47 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> N
 # flag, the fee payer and the ingestion time, and a ledger without offsets.
 def _migrate(con: duckdb.DuckDBPyConnection, version: int) -> None:
     if version < 2:
-        cols = _columns(con, "transactions")
-        additions = {
-            "sponsored": "BOOLEAN DEFAULT false",
-            "sponsor_address": "VARCHAR",
-            "fee_payer": "VARCHAR",
-            "canonical": "BOOLEAN DEFAULT true",
-            "contract_id": "VARCHAR",
-            "function_name": "VARCHAR",
-            "token_recipient": "VARCHAR",
-            "token_amount_ustx": "BIGINT",
-            "ingested_at": "TIMESTAMPTZ",
-        }
-        for name, decl in additions.items():
-            if name not in cols:
-                con.execute(f"ALTER TABLE transactions ADD COLUMN {name} {decl}")
-        con.execute(
-            "UPDATE transactions SET fee_payer = CASE WHEN sponsored AND sponsor_address"
-            " IS NOT NULL THEN sponsor_address ELSE sender_address END WHERE fee_payer IS NULL"
-        )
-        con.execute("UPDATE transactions SET ingested_at = now() WHERE ingested_at IS NULL")
-        if "coverage_ledger" in _tables(con):
-            lcols = _columns(con, "coverage_ledger")
-            for name, decl in {
-                "rejected": "BIGINT DEFAULT 0",
-                "next_offset": "BIGINT DEFAULT 0",
-                "pages": "INTEGER DEFAULT 0",
-            }.items():
-                if name not in lcols:
-                    con.execute(f"ALTER TABLE coverage_ledger ADD COLUMN {name} {decl}")
+        _migrate_to_2(con)
+    if version < 3:
+        _drop_transactions_primary_key(con)
+
+
+def _drop_transactions_primary_key(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 3: the same table without the in-memory primary-key index (see schema.py)."""
+    cols = ", ".join(TRANSACTION_COLUMNS)
+    con.execute(TRANSACTIONS_DDL.replace("IF NOT EXISTS transactions", "transactions__v3", 1))
+    con.execute(f"INSERT INTO transactions__v3 ({cols}) SELECT {cols} FROM transactions")
+    con.execute("DROP TABLE transactions")
+    con.execute("ALTER TABLE transactions__v3 RENAME TO transactions")
+
+
+def _migrate_to_2(con: duckdb.DuckDBPyConnection) -> None:
+    cols = _columns(con, "transactions")
+    additions = {
+        "sponsored": "BOOLEAN DEFAULT false",
+        "sponsor_address": "VARCHAR",
+        "fee_payer": "VARCHAR",
+        "canonical": "BOOLEAN DEFAULT true",
+        "contract_id": "VARCHAR",
+        "function_name": "VARCHAR",
+        "token_recipient": "VARCHAR",
+        "token_amount_ustx": "BIGINT",
+        "ingested_at": "TIMESTAMPTZ",
+    }
+    for name, decl in additions.items():
+        if name not in cols:
+            con.execute(f"ALTER TABLE transactions ADD COLUMN {name} {decl}")
+    con.execute(
+        "UPDATE transactions SET fee_payer = CASE WHEN sponsored AND sponsor_address"
+        " IS NOT NULL THEN sponsor_address ELSE sender_address END WHERE fee_payer IS NULL"
+    )
+    con.execute("UPDATE transactions SET ingested_at = now() WHERE ingested_at IS NULL")
+    if "coverage_ledger" in _tables(con):
+        lcols = _columns(con, "coverage_ledger")
+        for name, decl in {
+            "rejected": "BIGINT DEFAULT 0",
+            "next_offset": "BIGINT DEFAULT 0",
+            "pages": "INTEGER DEFAULT 0",
+        }.items():
+            if name not in lcols:
+                con.execute(f"ALTER TABLE coverage_ledger ADD COLUMN {name} {decl}")
