@@ -36,7 +36,7 @@ from stx_pipeline.warehouse.db import open_db, resolve_db_path
 log = logging.getLogger("stx_pipeline.backfill")
 
 PAGE_LIMIT = 50
-BACKFILL_MEMORY_LIMIT = "256MB"
+BACKFILL_MEMORY_LIMIT = "64MB"
 DEFAULT_MAX_PAGES = 10_000
 DEFAULT_REVERIFY_SECONDS = 30 * 60
 ROWS_PER_WINDOW = 2500  # ~50 pages: the partial last page is ~1 % of requests
