@@ -18,6 +18,7 @@ from stx_pipeline.metrics.sql import (
     METRICS_TABLES,
     METRICS_VERSION,
     STAGING_TABLES,
+    STAGING_VIEWS,
     metric_statements,
     staging_statements,
 )
@@ -132,6 +133,8 @@ def build_wallet_metrics(
                 con.execute(stmt, [as_of_utc])
             else:
                 con.execute(stmt)
+        for view in STAGING_VIEWS:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
         for tmp in STAGING_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {tmp}")
         con.execute("COMMIT")

@@ -53,14 +53,15 @@ def _staging(as_of_literal: str) -> list[str]:
         # Canonical rows only (orphaned rows are history, not activity), cut at as_of.
         f"""
         CREATE OR REPLACE TEMP TABLE _mx_tx AS
-        SELECT tx_id, tx_type, tx_status, sender_address AS sender, fee_payer, sponsored,
+        SELECT tx_type, tx_status, sender_address AS sender, fee_payer, sponsored,
                fee_ustx, nonce, contract_id,
                (block_time AT TIME ZONE 'UTC')::DATE AS day,
                tx_type IN ({_SYSTEM_LIST}) AS is_system
         FROM transactions
         WHERE canonical AND ({as_of_literal} IS NULL OR block_time <= {as_of_literal})
         """,
-        "CREATE OR REPLACE TEMP TABLE _mx_wtx AS SELECT * FROM _mx_tx WHERE NOT is_system",
+        # A view, not a copy: at 10M rows a copy of the wallet rows cost GBs of memory.
+        "CREATE OR REPLACE TEMP VIEW _mx_wtx AS SELECT * FROM _mx_tx WHERE NOT is_system",
         # One row per wallet and day it sent something: the basis of every activity count.
         """
         CREATE OR REPLACE TEMP TABLE _mx_sd AS
@@ -534,7 +535,8 @@ def staging_statements(as_of_literal: str) -> list[str]:
     return _staging(as_of_literal)
 
 
+STAGING_VIEWS: tuple[str, ...] = ("_mx_wtx",)
 STAGING_TABLES: tuple[str, ...] = (
-    "_mx_tx", "_mx_wtx", "_mx_sd", "_mx_sdn", "_mx_act", "_mx_pd", "_mx_ledger", "_mx_islands",
+    "_mx_tx", "_mx_sd", "_mx_sdn", "_mx_act", "_mx_pd", "_mx_ledger", "_mx_islands",
     "_mx_days", "_mx_cov", "_mx_info",
 )
