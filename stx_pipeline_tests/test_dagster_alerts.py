@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,37 +15,9 @@ import pytest
 
 from stx_pipeline import alerts
 from stx_pipeline.defs.alerts.sensors import check_alert_sensor, process_check_evaluations
+from stx_pipeline_tests.loopback import WebhookReceiver
 
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 recording JSON POSTs; answers `status`."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.received: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                outer.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook?token=s3cret"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+HOOK_PATH = "/hook?token=s3cret"
 
 
 @pytest.fixture
@@ -58,8 +29,8 @@ def status_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    with Receiver() as rec:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(path=HOOK_PATH) as rec:
         monkeypatch.setenv("STX_PIPELINE_ALERT_WEBHOOK", rec.url)
         yield rec
 
@@ -71,7 +42,7 @@ def _alert(**overrides: Any) -> alerts.Alert:
 
 
 def test_webhook_posts_the_payload_and_status_file_keeps_other_keys(
-    status_file: Path, receiver: Receiver
+    status_file: Path, receiver: WebhookReceiver
 ) -> None:
     status_file.parent.mkdir(parents=True)
     status_file.write_text(json.dumps({"rows": 42, "complete": False}))
@@ -95,7 +66,7 @@ def test_webhook_failures_never_raise(status_file: Path) -> None:
     delivery = alerts.send_alert(_alert(), webhook_url=dead, timeout=1.0)
     assert not delivery.webhook_sent and delivery.webhook_error
     assert delivery.status_file_error is None
-    with Receiver(status=500) as rec:
+    with WebhookReceiver(status=500, path=HOOK_PATH) as rec:
         delivery = alerts.send_alert(_alert(), webhook_url=rec.url)
     assert delivery.webhook_status == 500 and delivery.webhook_error
     assert len(json.loads(status_file.read_text())["alerts"]) == 2
@@ -135,7 +106,7 @@ def _evaluate(instance: dg.DagsterInstance, check: str, passed: bool, severity: 
 
 
 def test_check_alert_sensor_alerts_once_per_failed_evaluation(
-    status_file: Path, receiver: Receiver
+    status_file: Path, receiver: WebhookReceiver
 ) -> None:
     with dg.instance_for_test() as instance:
         _evaluate(instance, "no_gaps", passed=False, severity="ERROR")

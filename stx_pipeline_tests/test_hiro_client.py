@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -30,6 +30,7 @@ from stx_pipeline.hiro import (
     RateLimitExhausted,
     map_page,
 )
+from stx_pipeline_tests.loopback import LoopbackServer
 
 SECRET = "sk-TEST-9f2c7e1b-UNMISTAKABLE-KEY-4411"
 ENVELOPE = {"limit": 50, "offset": 0, "total": 0, "results": []}
@@ -105,18 +106,15 @@ class Scripted:
                     self.wfile.flush()
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._server = LoopbackServer(Handler, poll_interval=0.05)
+        self.url = self._server.url
 
     def __enter__(self) -> Scripted:
-        self.thread.start()
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._server.__exit__(*exc)
 
     @property
     def count(self) -> int:

@@ -13,8 +13,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import pytest
 import requests
 
 from stx_pipeline.sim import SimConfig, Simulator, run_simulator
+from stx_pipeline_tests.loopback import LoopbackServer, WebhookReceiver
 
 API_KEY = "sk-LEAKCHECK-7f3a9c"
 HOOK_SECRET = "hook-SECRET123"
@@ -119,51 +119,17 @@ class RecordingProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
 
     def __enter__(self) -> RecordingProxy:
-        self.thread.start()
+        self._server.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._server.__exit__(*exc)
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 recording POSTs (path and JSON body)."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                outer.received.append((self.path, json.loads(self.rfile.read(length))))
-                self.send_response(outer.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/{HOOK_SECRET}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --------------------------------------------------------------------------- the API key
@@ -308,7 +274,8 @@ def test_webhook_url_is_never_written_to_disk(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/{HOOK_SECRET}"
-    with Receiver() as ok, Receiver(status=500) as failing:
+    hook = f"/{HOOK_SECRET}"
+    with WebhookReceiver(path=hook) as ok, WebhookReceiver(status=500, path=hook) as failing:
         env = dict(os.environ)
         env.update(STX_PIPELINE_STATUS_FILE=str(status_file), STX_PIPELINE_LOG_FILE=str(log_file),
                    STX_PIPELINE_ALERT_WEBHOOK=ok.url)
@@ -322,7 +289,7 @@ def test_webhook_url_is_never_written_to_disk(tmp_path: Path) -> None:
     assert results[2]["status"] is None and results[2]["error"] and not results[2]["sent"]
     # the receiver got the POST, on the secret path, with the alert as JSON
     assert len(ok.received) == 1
-    path, payload = ok.received[0]
+    path, payload = ok.paths[0], ok.received[0]
     assert path == f"/{HOOK_SECRET}"
     assert payload["check"] == "no_gaps" and payload["severity"] == "ERROR"
     assert len(failing.received) == 1
@@ -347,7 +314,8 @@ def test_webhook_url_not_stored_by_the_dagster_alert_sensor(
     monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(status_file))
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    with Receiver() as rec, dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+    with WebhookReceiver(path=f"/{HOOK_SECRET}") as rec, \
+            dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
         monkeypatch.setenv("STX_PIPELINE_ALERT_WEBHOOK", rec.url)
         instance.report_runless_asset_event(
             dg.AssetCheckEvaluation(
@@ -357,7 +325,7 @@ def test_webhook_url_not_stored_by_the_dagster_alert_sensor(
         )
         sent, cursor = process_check_evaluations(dg.build_sensor_context(instance=instance))
         assert [a.check for a in sent] == ["no_gaps"]
-        assert len(rec.received) == 1 and rec.received[0][0] == f"/{HOOK_SECRET}"
+        assert len(rec.received) == 1 and rec.paths[0] == f"/{HOOK_SECRET}"
         assert HOOK_SECRET not in cursor
     assert json.loads(status_file.read_text())["alerts"][-1]["check"] == "no_gaps"
     assert not _files_containing(tmp_path, HOOK_SECRET)
