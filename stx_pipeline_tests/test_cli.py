@@ -161,3 +161,35 @@ def test_locked_database_is_named_in_one_line(make_simulator, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_progress_bar_on_a_terminal(make_simulator, tmp_path):
+    """On a TTY the backfill draws a one-line bar; elsewhere it logs plain lines."""
+    import pty
+
+    sim = make_simulator(seed=36, history_days=3, tx_per_day=20000, frozen=True, latency_ms=20)
+    master, slave = pty.openpty()
+    env = dict(os.environ, HIRO_RPM="0", STX_PIPELINE_STATUS_FILE=str(tmp_path / "s.json"),
+               STX_PIPELINE_LOG_FILE=str(tmp_path / "b.log"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stx_pipeline.cli", "backfill", "--days", "2", "--workers", "2",
+         "--api-url", sim.url, "--db", str(tmp_path / "w.duckdb")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env, cwd=tmp_path)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, screen[-800:]
+    bars = [part for part in screen.split("\r") if part.startswith("[")]
+    assert len(bars) >= 2, screen[-800:]  # redrawn in place, not one line per update
+    assert "#" in bars[-1] and "windows" in bars[-1] and "rows/s" in bars[-1]
+    assert "coverage" in bars[-1] and "ETA" in bars[-1]
