@@ -15,6 +15,7 @@ import pytest
 
 from stx_pipeline import alerts
 from stx_pipeline.defs.alerts.sensors import check_alert_sensor, process_check_evaluations
+from stx_pipeline.defs.transactions.assets import transactions
 from stx_pipeline_tests.loopback import WebhookReceiver
 
 HOOK_PATH = "/hook?token=s3cret"
@@ -134,3 +135,32 @@ def test_check_alert_sensor_alerts_once_per_failed_evaluation(
         assert len(receiver.received) == 3
     stored = json.loads(status_file.read_text())["alerts"]
     assert [a["check"] for a in stored].count("no_gaps") == 2
+
+
+def test_failed_run_becomes_one_alert(
+    status_file: Path, receiver: WebhookReceiver, make_simulator: Any, tmp_path: Path
+) -> None:
+    """A run that fails (here: the API answers 410) alerts even though no check evaluated."""
+    from stx_pipeline.defs.alerts.sensors import run_failure_alert_sensor
+    from stx_pipeline_tests.test_dagster_materialize import resources, run_config
+
+    sim = make_simulator(gone=True)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [transactions], instance=instance, resources=resources(sim, tmp_path / "w.duckdb"),
+            run_config=run_config(), raise_on_error=False,
+        )
+        assert not result.success
+        failure = result.get_run_failure_event()
+        context = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor", dagster_instance=instance,
+            dagster_run=result.dagster_run, dagster_event=failure,
+        ).for_run_failure()
+        run_failure_alert_sensor(context)
+    assert len(receiver.received) == 1
+    payload = receiver.received[0]
+    assert payload["severity"] == "ERROR" and payload["asset"] == "transactions"
+    assert payload["check"].startswith("run:") and payload["run_id"] == result.run_id
+    assert "\n" not in payload["message"]
+    assert payload["message"].startswith("transactions: ") and "410" in payload["message"]
+    assert json.loads(status_file.read_text())["last_alert"]["run_id"] == result.run_id

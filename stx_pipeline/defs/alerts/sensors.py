@@ -118,3 +118,34 @@ def check_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     sent, cursor = process_check_evaluations(context)
     reason = f"{len(sent)} alerts sent" if sent else "no new failed check evaluations"
     return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
+
+
+def alert_for_failed_run(run: dg.DagsterRun, message: str) -> alerts.Alert:
+    """A failed run is an alert too: a check that raised never produces an evaluation."""
+    first_line = (message or "run failed").strip().splitlines()[0]
+    return alerts.Alert(
+        asset="transactions" if run.job_name != "metrics_refresh_job" else "wallet_metrics",
+        check=f"run:{run.job_name}",
+        severity="ERROR",
+        message=first_line,
+        run_id=run.run_id,
+    )
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alert_sensor",
+    minimum_interval_seconds=settings.sensor_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Alerts (log, status JSON, webhook) once per failed run of this code location.",
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
+    message = context.failure_event.message or ""
+    for event in context.get_step_failure_events():  # the step's own reason says more
+        data = event.step_failure_data
+        reason = data.user_failure_data.description if data.user_failure_data else None
+        message = f"{event.step_key}: {reason or data.error.message if data.error else reason}"
+        break
+    alert = alert_for_failed_run(context.dagster_run, message)
+    context.log.error(f"run {alert.run_id} of {context.dagster_run.job_name} failed: "
+                      f"{alert.message}")
+    alerts.send_alert(alert)
