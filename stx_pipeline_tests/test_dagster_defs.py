@@ -17,7 +17,12 @@ from stx_pipeline.devserver import PROJECT_DAGSTER_YAML, PROJECT_ROOT, write_ins
 ASSETS = {"transactions", "wallet_metrics", "dashboard"}
 CHECKS = {"backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh"}
 BLOCKING = {"no_gaps", "unique_tx_id"}
-SENSORS = {"transactions_backfill_sensor", "check_alert_sensor", "metrics_refresh_sensor"}
+SENSORS = {
+    "transactions_backfill_sensor",
+    "check_alert_sensor",
+    "metrics_refresh_sensor",
+    "run_failure_alert_sensor",
+}
 SCHEDULES = {"daily_refresh_schedule"}
 JOBS = {"transactions_backfill_job", "daily_refresh_job", "metrics_refresh_job"}
 
