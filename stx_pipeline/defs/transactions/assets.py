@@ -15,6 +15,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, field_validator
 
+from stx_pipeline.backfill.result import BackfillResult
 from stx_pipeline.defs import settings
 from stx_pipeline.defs.resources import HiroResource
 
@@ -40,66 +41,62 @@ def _ts(value: datetime | None) -> dg.MetadataValue | None:
     return dg.MetadataValue.timestamp(value) if value is not None else None
 
 
-def _value(result: Any, name: str, default: Any = None) -> Any:
-    return getattr(result, name, default)
-
-
-def summary_markdown(result: Any, target_days: int) -> str:
+def summary_markdown(result: BackfillResult, target_days: int) -> str:
     """A short human summary for the asset page."""
-    reason = str(_value(result, "stop_reason", ""))
-    oldest = _value(result, "oldest_block_time")
-    newest = _value(result, "newest_block_time")
+    reason = result.stop_reason.value
+    oldest = result.oldest_block_time
+    newest = result.newest_block_time
     lines = [
-        f"**Backfill {'complete' if _value(result, 'complete') else 'in progress'}** "
+        f"**Backfill {'complete' if result.complete else 'in progress'}** "
         f"— stopped: `{reason}`",
         "",
         "| figure | value |",
         "|---|---|",
         f"| target | {target_days} days |",
-        f"| coverage | {float(_value(result, 'coverage_percent', 0.0)):.2f} % |",
-        f"| missing days | {float(_value(result, 'missing_days', 0.0)):.2f} |",
-        f"| rows total / new | {int(_value(result, 'rows_total', 0)):,} / "
-        f"{int(_value(result, 'rows_inserted', 0)):,} |",
-        f"| windows sealed / total | {int(_value(result, 'windows_sealed_total', 0)):,} / "
-        f"{int(_value(result, 'windows_total', 0)):,} |",
-        f"| pages / requests | {int(_value(result, 'pages', 0)):,} / "
-        f"{int(_value(result, 'requests', 0)):,} |",
-        f"| retries / 429s | {int(_value(result, 'retries', 0))} / "
-        f"{int(_value(result, 'responses_429', 0))} |",
+        f"| coverage | {result.coverage_percent:.2f} % |",
+        f"| missing days | {result.missing_days:.2f} |",
+        f"| rows total / new | {result.rows_total:,} / "
+        f"{result.rows_inserted:,} |",
+        f"| windows sealed / total | {result.windows_sealed_total:,} / "
+        f"{result.windows_total:,} |",
+        f"| pages / requests | {result.pages:,} / "
+        f"{result.requests:,} |",
+        f"| retries / 429s | {result.retries} / "
+        f"{result.responses_429} |",
         f"| oldest block_time | {oldest.isoformat() if oldest else '—'} |",
         f"| newest block_time | {newest.isoformat() if newest else '—'} |",
-        f"| elapsed | {float(_value(result, 'elapsed_seconds', 0.0)):.1f} s |",
+        f"| elapsed | {result.elapsed_seconds:.1f} s |",
     ]
     return "\n".join(lines)
 
 
-def backfill_metadata(result: Any, target_days: int) -> dict[str, Any]:
+def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any]:
     """Materialization metadata of one run; keys are read back by the backfill sensor."""
-    rows_total = int(_value(result, "rows_total", 0))
+    rows_total = result.rows_total
     meta: dict[str, Any] = {
         "rows_total": dg.MetadataValue.int(rows_total),
-        "rows_new": dg.MetadataValue.int(int(_value(result, "rows_inserted", 0))),
-        "rows_updated": dg.MetadataValue.int(int(_value(result, "rows_updated", 0))),
-        "rows_orphaned": dg.MetadataValue.int(int(_value(result, "rows_orphaned", 0))),
-        "rows_rejected": dg.MetadataValue.int(int(_value(result, "rows_rejected", 0))),
-        "pages": dg.MetadataValue.int(int(_value(result, "pages", 0))),
-        "requests": dg.MetadataValue.int(int(_value(result, "requests", 0))),
-        "coverage_percent": dg.MetadataValue.float(float(_value(result, "coverage_percent", 0))),
-        "windows_sealed": dg.MetadataValue.int(int(_value(result, "windows_sealed_total", 0))),
-        "windows_sealed_this_run": dg.MetadataValue.int(int(_value(result, "windows_sealed", 0))),
-        "windows_total": dg.MetadataValue.int(int(_value(result, "windows_total", 0))),
-        "stop_reason": dg.MetadataValue.text(str(_value(result, "stop_reason", ""))),
-        "complete": dg.MetadataValue.bool(bool(_value(result, "complete", False))),
+        "rows_new": dg.MetadataValue.int(result.rows_inserted),
+        "rows_updated": dg.MetadataValue.int(result.rows_updated),
+        "rows_orphaned": dg.MetadataValue.int(result.rows_orphaned),
+        "rows_rejected": dg.MetadataValue.int(result.rows_rejected),
+        "pages": dg.MetadataValue.int(result.pages),
+        "requests": dg.MetadataValue.int(result.requests),
+        "coverage_percent": dg.MetadataValue.float(result.coverage_percent),
+        "windows_sealed": dg.MetadataValue.int(result.windows_sealed_total),
+        "windows_sealed_this_run": dg.MetadataValue.int(result.windows_sealed),
+        "windows_total": dg.MetadataValue.int(result.windows_total),
+        "stop_reason": dg.MetadataValue.text(result.stop_reason.value),
+        "complete": dg.MetadataValue.bool(result.complete),
         "target_days": dg.MetadataValue.int(target_days),
-        "missing_days": dg.MetadataValue.float(float(_value(result, "missing_days", 0.0))),
-        "retries": dg.MetadataValue.int(int(_value(result, "retries", 0))),
-        "responses_429": dg.MetadataValue.int(int(_value(result, "responses_429", 0))),
-        "elapsed_seconds": dg.MetadataValue.float(float(_value(result, "elapsed_seconds", 0.0))),
+        "missing_days": dg.MetadataValue.float(result.missing_days),
+        "retries": dg.MetadataValue.int(result.retries),
+        "responses_429": dg.MetadataValue.int(result.responses_429),
+        "elapsed_seconds": dg.MetadataValue.float(result.elapsed_seconds),
         "summary": dg.MetadataValue.md(summary_markdown(result, target_days)),
         "dagster/row_count": dg.MetadataValue.int(rows_total),
     }
     for key in ("oldest_block_time", "newest_block_time", "target_time"):
-        ts = _ts(_value(result, key))
+        ts = _ts(getattr(result, key))
         if ts is not None:
             meta[key] = ts
     return meta
