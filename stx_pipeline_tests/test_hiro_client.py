@@ -3,11 +3,12 @@
 A tiny scripted `http.server` (below) produces exact fault sequences the simulator is not
 meant to (a given retry-after, a body cut mid-way, a server echoing the API key back) and
 records what arrived (times, headers). Behaviour of a whole API (paging, rate limits,
-quota, 410) is checked against the project's simulator when it is available.
+quota, 410) is checked against the project's simulator.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import socket
@@ -31,6 +32,7 @@ from stx_pipeline.hiro import (
     map_page,
 )
 from stx_pipeline_tests.loopback import LoopbackServer
+from stx_pipeline_tests.samples import TESTNET_PAGE_2026
 
 SECRET = "sk-TEST-9f2c7e1b-UNMISTAKABLE-KEY-4411"
 ENVELOPE = {"limit": 50, "offset": 0, "total": 0, "results": []}
@@ -525,12 +527,7 @@ def test_session_pool_is_large_enough_for_workers() -> None:
 
 
 def test_real_sample_served_over_http_maps(serve) -> None:
-    from pathlib import Path
-
-    sample = Path("/work/shared/hiro-samples/testnet-contract-principal-transactions-2026-02.json")
-    if not sample.exists():
-        pytest.skip("sample not available")
-    server = serve(default=Reply(200, sample.read_text()))
+    server = serve(default=Reply(200, TESTNET_PAGE_2026.read_text()))
     with _client(server.url) as client:
         page = client.list_transactions()
     from datetime import UTC, datetime
@@ -543,21 +540,9 @@ def test_real_sample_served_over_http_maps(serve) -> None:
 
 
 @pytest.fixture
-def sim_factory() -> Iterator[Callable[..., Any]]:
-    """Start simulators with `run_simulator(**kwargs)`; all stopped at teardown."""
-    sim_module = pytest.importorskip("stx_pipeline.sim")
-    stack: list[Any] = []
-
-    def make(**kwargs: Any) -> Any:
-        kwargs = {"seed": 11, "history_days": 1, "tx_per_day": 3000, "frozen": True, **kwargs}
-        cm = sim_module.run_simulator(**kwargs)
-        sim = cm.__enter__()
-        stack.append(cm)
-        return sim
-
-    yield make
-    for cm in reversed(stack):
-        cm.__exit__(None, None, None)
+def sim_factory(make_simulator: Callable[..., Any]) -> Callable[..., Any]:
+    """`make_simulator` with this file's chain (seed 11, one day); keywords override."""
+    return functools.partial(make_simulator, seed=11, history_days=1)
 
 
 def _fetch_window(client: HiroClient, start: int, end: int) -> tuple[list[dict], int]:

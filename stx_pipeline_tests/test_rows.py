@@ -5,18 +5,15 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stx_pipeline.hiro.rows import RejectedRow, RowError, map_page, map_transaction
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
+from stx_pipeline_tests.samples import SAMPLES
 
-SAMPLES = Path("/work/shared/hiro-samples")
 NOW = datetime(2026, 8, 1, 12, 0, tzinfo=UTC)
-if not (SAMPLES / "testnet-contract-principal-transactions-2026-02.json").exists():
-    pytest.skip(f"Hiro samples not found in {SAMPLES}", allow_module_level=True)
 
 
 def _load(name: str) -> Any:
@@ -31,7 +28,7 @@ def _results(name: str) -> list[dict[str, Any]]:
     return [body]
 
 
-# The 2020-21 documentation samples were trimmed by hand (see hiro-samples/README.md) and
+# The 2020-21 documentation samples were trimmed by hand (see data/README.md) and
 # lack fields every current answer carries (hiro-api.md §3): `nonce` and, in the v2
 # sample, `burn_block_height`. They still map cleanly, with NULL for what is absent —
 # never an invented value.

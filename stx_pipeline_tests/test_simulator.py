@@ -22,8 +22,8 @@ import requests
 from stx_pipeline.sim import SimConfig, Simulator, run_simulator
 from stx_pipeline.sim.c32 import is_valid_stacks_address
 from stx_pipeline.sim.cli_args import add_simulator_arguments, config_from_args
+from stx_pipeline_tests.samples import TESTNET_PAGE_2026
 
-SAMPLE = "/work/shared/hiro-samples/testnet-contract-principal-transactions-2026-02.json"
 NOW = 1_780_000_000  # a pinned chain "now" where a test needs exact times
 TX = "/extended/v1/tx"
 SYSTEM = {"coinbase", "tenure_change"}
@@ -112,8 +112,7 @@ def test_status_route(simulator: Simulator) -> None:
 
 
 def test_field_order_matches_real_sample(simulator: Simulator) -> None:
-    with open(SAMPLE) as f:
-        sample = json.load(f)["results"]
+    sample = json.loads(TESTNET_PAGE_2026.read_text())["results"]
     want = {t["tx_type"]: list(t) for t in sample}  # contract_call and smart_contract
     common = want["contract_call"][:-1]
     want["token_transfer"] = [*common, "token_transfer"]
