@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from stx_pipeline.sim import SimConfig, Simulator
+from stx_pipeline_tests.cli_env import pipeline_env_names
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 # The default simulated chain: small, frozen (the head moves only via advance()), seeded.
 DEFAULT_SIM = {"seed": 7, "history_days": 3, "tx_per_day": 3000, "frozen": True}
@@ -32,3 +37,35 @@ def make_simulator() -> Iterator[Callable[..., Simulator]]:
 def simulator(make_simulator: Callable[..., Simulator]) -> Simulator:
     """A started default simulator (seed 7, 3 history days, 3000 tx/day, frozen)."""
     return make_simulator()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every `HIRO_*` / `STX_PIPELINE_*` variable for the test (see cli_env.py):
+    a developer's real key, webhook or database path must never reach a test."""
+    for name in pipeline_env_names():
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def status_file(clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The status JSON (alerts and progress) at `tmp_path/data/`, not the repository's."""
+    path = tmp_path / "data" / "backfill_status.json"
+    monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(path))
+    return path
+
+
+@pytest.fixture
+def isolated_env(status_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Everything a materialization writes besides its DuckDB file lands in `tmp_path`:
+    the status JSON (`status_file`) and the dashboard (`tmp_path/dash/`)."""
+    monkeypatch.setenv("STX_PIPELINE_DASHBOARD", str(tmp_path / "dash" / "wallet_metrics.html"))
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A throwaway Dagster instance (temporary storage), disposed after the test."""
+    import dagster as dg  # here, so tests of the Dagster-free core never import it
+
+    with dg.instance_for_test() as inst:
+        yield inst

@@ -13,17 +13,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from stx_pipeline_tests.cli_env import cli_env
+
 
 def _cli(*args: str, tmp_path: Path, timeout: float = 120, **env_extra: str):
-    env = dict(os.environ)
-    env.update(
-        HIRO_RPM="0",
-        STX_PIPELINE_STATUS_FILE=str(tmp_path / "status.json"),
-        STX_PIPELINE_LOG_FILE=str(tmp_path / "backfill.log"),
-        HIRO_MAX_RATE_LIMIT_WAIT="60",
-    )
-    env.pop("HIRO_API_KEY", None)
-    env.update(env_extra)
+    env = cli_env(tmp_path, HIRO_MAX_RATE_LIMIT_WAIT="60", **env_extra)
     return subprocess.run([sys.executable, "-m", "stx_pipeline.cli", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
 
@@ -169,8 +163,7 @@ def test_progress_bar_on_a_terminal(make_simulator, tmp_path):
 
     sim = make_simulator(seed=36, history_days=3, tx_per_day=20000, frozen=True, latency_ms=20)
     master, slave = pty.openpty()
-    env = dict(os.environ, HIRO_RPM="0", STX_PIPELINE_STATUS_FILE=str(tmp_path / "s.json"),
-               STX_PIPELINE_LOG_FILE=str(tmp_path / "b.log"))
+    env = cli_env(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "stx_pipeline.cli", "backfill", "--days", "2", "--workers", "2",
          "--api-url", sim.url, "--db", str(tmp_path / "w.duckdb")],

@@ -8,7 +8,6 @@ window's row insert and its COMMIT through the `writer.before_commit` failpoint.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from stx_pipeline.backfill import ensure_transaction_history
 from stx_pipeline.hiro.client import HiroClient
+from stx_pipeline_tests.cli_env import cli_env
 from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
 
 DAYS = "2"
@@ -31,15 +31,7 @@ def _backfill_cmd(sim, db: Path) -> list[str]:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HIRO_RPM="0",
-        STX_PIPELINE_STATUS_FILE=str(tmp_path / "status.json"),
-        STX_PIPELINE_LOG_FILE=str(tmp_path / "backfill.log"),
-        STX_PIPELINE_LOCK_TIMEOUT="20",
-    )
-    env.update(extra)
-    return env
+    return cli_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="20", **extra)
 
 
 def _finish(sim, db: Path) -> None:

@@ -22,14 +22,6 @@ HOOK_PATH = "/hook?token=s3cret"
 
 
 @pytest.fixture
-def status_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data" / "backfill_status.json"
-    monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(path))
-    monkeypatch.delenv("STX_PIPELINE_ALERT_WEBHOOK", raising=False)
-    return path
-
-
-@pytest.fixture
 def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
     with WebhookReceiver(path=HOOK_PATH) as rec:
         monkeypatch.setenv("STX_PIPELINE_ALERT_WEBHOOK", rec.url)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +31,7 @@ ALL = [transactions, wallet_metrics, dashboard, *CHECKS]
 TARGET_DAYS = 2
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(tmp_path / "backfill_status.json"))
-    monkeypatch.setenv("STX_PIPELINE_DASHBOARD", str(tmp_path / "dash" / "wallet_metrics.html"))
-    monkeypatch.delenv("STX_PIPELINE_ALERT_WEBHOOK", raising=False)
-    monkeypatch.delenv("HIRO_API_KEY", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_env")  # conftest.py
 
 
 def resources(sim: Simulator, db: Path) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,18 +20,7 @@ from stx_pipeline.defs.transactions.sensors import (
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
-        yield inst
-
-
-@pytest.fixture(autouse=True)
-def status_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "backfill_status.json"
-    monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(path))
-    monkeypatch.delenv("STX_PIPELINE_ALERT_WEBHOOK", raising=False)
-    return path
+pytestmark = pytest.mark.usefixtures("status_file")  # conftest.py
 
 
 def materialize(

@@ -19,26 +19,15 @@ from stx_pipeline.backfill import StopReason, check_backfill_progress, ensure_tr
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.warehouse.db import WarehouseError, open_db
 from stx_pipeline.warehouse.schema import SCHEMA_VERSION
+from stx_pipeline_tests.cli_env import cli_env
 from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HIRO_RPM="0",
-        STX_PIPELINE_STATUS_FILE=str(tmp_path / "status.json"),
-        STX_PIPELINE_LOG_FILE=str(tmp_path / "backfill.log"),
-    )
-    env.pop("STX_PIPELINE_FAILPOINT", None)
-    env.update(extra)
-    return env
 
 
 def _cli(sim, db: Path, tmp_path: Path, *extra: str, preexec=None, timeout=180, **env):
     return subprocess.run(
         [sys.executable, "-m", "stx_pipeline.cli", "backfill", "--days", "1", "--db", str(db),
          "--api-url", sim.url, *extra],
-        env=_env(tmp_path, **env), capture_output=True, text=True, timeout=timeout,
+        env=cli_env(tmp_path, **env), capture_output=True, text=True, timeout=timeout,
         preexec_fn=preexec,
     )
 
@@ -217,10 +206,10 @@ def test_two_backfills_at_once_never_both_write(make_simulator, tmp_path):
     cmd = [sys.executable, "-m", "stx_pipeline.cli", "backfill", "--days", "1", "--db", str(db),
            "--api-url", sim.url, "--workers", "2"]
     # a short lock wait: the second run refuses with a one-line message naming the lock
-    first = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE,
+    first = subprocess.Popen(cmd, env=cli_env(tmp_path), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     _wait_until_running(status, first)
-    second = subprocess.run(cmd, env=_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="0.5"),
+    second = subprocess.run(cmd, env=cli_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="0.5"),
                             capture_output=True, text=True, timeout=120)
     _out, err = first.communicate(timeout=180)
     assert first.returncode == 0, err[-500:]
@@ -229,10 +218,10 @@ def test_two_backfills_at_once_never_both_write(make_simulator, tmp_path):
     # a long lock wait: the second waits for the first, then has little left to do
     sim.advance(12 * 3600)
     status.unlink()
-    a = subprocess.Popen(cmd, env=_env(tmp_path), stdout=subprocess.PIPE,
+    a = subprocess.Popen(cmd, env=cli_env(tmp_path), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     _wait_until_running(status, a)
-    b = subprocess.run(cmd, env=_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="120"),
+    b = subprocess.run(cmd, env=cli_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="120"),
                        capture_output=True, text=True, timeout=180)
     a.communicate(timeout=180)
     assert a.returncode == 0 and b.returncode == 0, b.stderr[-500:]

@@ -9,7 +9,6 @@ column of every table), the dashboard, Dagster's event log and storage.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 import requests
 
 from stx_pipeline.sim import SimConfig, Simulator, run_simulator
+from stx_pipeline_tests.cli_env import cli_env
 from stx_pipeline_tests.loopback import LoopbackServer, WebhookReceiver
 
 API_KEY = "sk-LEAKCHECK-7f3a9c"
@@ -33,18 +33,14 @@ SIM = {"seed": 41, "history_days": 1.5, "tx_per_day": 1500, "frozen": True}
 
 
 def _cli(*args: str, tmp: Path, timeout: float = 180, **env_extra: str):
-    env = dict(os.environ)
-    for name in ("HIRO_API_URL", "STX_PIPELINE_DB", "STX_PIPELINE_ALERT_WEBHOOK"):
-        env.pop(name, None)
-    env.update(
+    env = cli_env(
+        tmp,
         HIRO_API_KEY=API_KEY,
-        HIRO_RPM="0",
         HIRO_MAX_RATE_LIMIT_WAIT="30",
-        STX_PIPELINE_STATUS_FILE=str(tmp / "status.json"),
         STX_PIPELINE_LOG_FILE=str(tmp / "logs" / "backfill.log"),
         STX_PIPELINE_DASHBOARD=str(tmp / "dash" / "default.html"),
+        **env_extra,
     )
-    env.update(env_extra)
     return subprocess.run([sys.executable, "-m", "stx_pipeline.cli", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=tmp)
 
@@ -209,7 +205,7 @@ def test_api_key_appears_in_no_output_file_or_table(tmp_path: Path) -> None:
 
 def test_api_key_not_in_dagster_event_log_or_storage(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    dg = pytest.importorskip("dagster")
+    import dagster as dg
     from dagster_duckdb import DuckDBResource
 
     from stx_pipeline.defs.resources import HiroResource
@@ -276,9 +272,8 @@ def test_webhook_url_is_never_written_to_disk(tmp_path: Path) -> None:
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/{HOOK_SECRET}"
     hook = f"/{HOOK_SECRET}"
     with WebhookReceiver(path=hook) as ok, WebhookReceiver(status=500, path=hook) as failing:
-        env = dict(os.environ)
-        env.update(STX_PIPELINE_STATUS_FILE=str(status_file), STX_PIPELINE_LOG_FILE=str(log_file),
-                   STX_PIPELINE_ALERT_WEBHOOK=ok.url)
+        env = cli_env(tmp_path, STX_PIPELINE_STATUS_FILE=str(status_file),
+                      STX_PIPELINE_LOG_FILE=str(log_file), STX_PIPELINE_ALERT_WEBHOOK=ok.url)
         # 1st alert: the webhook from the environment; then explicit 500 and dead URLs
         proc = subprocess.run([sys.executable, "-c", ALERT_SCRIPT, "env", failing.url, dead],
                               env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
@@ -307,7 +302,8 @@ def test_webhook_url_is_never_written_to_disk(tmp_path: Path) -> None:
 def test_webhook_url_not_stored_by_the_dagster_alert_sensor(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dg = pytest.importorskip("dagster")
+    import dagster as dg
+
     from stx_pipeline.defs.alerts.sensors import process_check_evaluations
 
     status_file = tmp_path / "status.json"

@@ -1,0 +1,33 @@
+"""The environment a test gives a `stx-pipeline` subprocess: ours, never the shell's.
+
+A developer's shell may export a real `HIRO_API_KEY`, a webhook, a database path or a
+failpoint; a test that inherited them would talk to the real API, post alerts, or write
+outside its temporary directory. So every `HIRO_*` and `STX_PIPELINE_*` variable is
+dropped and the test names what it wants.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The prefixes of every variable the pipeline reads (see docs/operations.md).
+PIPELINE_ENV_PREFIXES = ("HIRO_", "STX_PIPELINE_")
+
+
+def pipeline_env_names() -> list[str]:
+    """The pipeline's variables set in this process's environment."""
+    return [name for name in os.environ if name.startswith(PIPELINE_ENV_PREFIXES)]
+
+
+def cli_env(tmp: Path, **overrides: str) -> dict[str, str]:
+    """This process's environment without the pipeline's variables, plus: no client-side
+    rate limit (the simulator has its own), and the status file and log inside `tmp`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PIPELINE_ENV_PREFIXES)}
+    env.update(
+        HIRO_RPM="0",
+        STX_PIPELINE_STATUS_FILE=str(tmp / "status.json"),
+        STX_PIPELINE_LOG_FILE=str(tmp / "backfill.log"),
+    )
+    env.update(overrides)
+    return env
