@@ -1,4 +1,4 @@
-"""Backfill throughput: this project vs the seed guide's naive baseline, side by side.
+"""Backfill throughput: this project vs the seed's naive baseline, side by side.
 
     .venv/bin/python benchmarks/bench_backfill.py            # main comparison + sweeps
     .venv/bin/python benchmarks/bench_backfill.py --no-sweeps
@@ -8,7 +8,7 @@ subprocess against it over loopback HTTP, with a fresh DuckDB file, so its wall 
 peak RSS are its own. Both contenders use `HiroClient(sim.url, requests_per_minute=RPM)`.
 
 - project: `ensure_transaction_history(max_days=DAYS, client=..., now=sim now)`
-- baseline: benchmarks/naive_baseline.py (the guide's `end_time = min - 1` cursor, one
+- baseline: benchmarks/naive_baseline.py (the seed's `end_time = min - 1` cursor, one
   page at a time), capped at --baseline-cap seconds of wall time.
 
 Completeness is measured against the simulator's ground truth: canonical tx_ids with

@@ -1,7 +1,7 @@
-"""BASELINE, NOT THE PROJECT: the seed guide's sequential backfill, followed literally.
+"""BASELINE, NOT THE PROJECT: the seed's sequential backfill, followed literally.
 
-This is the comparison point of `bench_backfill.py`, written from
-/work/shared/seed/000_9f6d3c2a28d91f9e.txt ("The Cursor System", "Stop Conditions"):
+This is the comparison point of `bench_backfill.py`, written from the seed's "Cursor
+System" and "Stop Conditions" (docs/architecture.md, "The seed algorithm"):
 
 - newest first: the first request has no `end_time` (the latest transactions);
 - one page of 50 at a time, strictly sequential;
@@ -13,7 +13,7 @@ This is the comparison point of `bench_backfill.py`, written from
 It uses the same `HiroClient` (pooled session, shared limiter, retries) as the project,
 so the comparison isolates the *algorithm*: the cursor skips every row of the oldest
 tenure on a page that did not fit in the page's 50 rows (docs/architecture.md). Each page
-is written to DuckDB as it arrives, as the guide does. Do not use this to load data.
+is written to DuckDB as it arrives, as the seed does. Do not use this to load data.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def naive_backfill(
     max_pages: int = 10_000,
     max_seconds: float | None = None,
 ) -> BaselineResult:
-    """The guide's Phase 1 + Phase 2 on a fresh file: walk back from the head to the target."""
+    """The seed's Phase 1 + Phase 2 on a fresh file: walk back from the head to the target."""
     started = time.monotonic()
     con = open_db(db_path)
     cols = ", ".join(TRANSACTION_COLUMNS)
@@ -77,7 +77,7 @@ def naive_backfill(
             if rows:
                 con.register("_page", pa.Table.from_pylist(rows, schema=ARROW_SCHEMA))
                 try:
-                    # the guide's cursor never returns to a page, so plain inserts suffice;
+                    # the seed's cursor never returns to a page, so plain inserts suffice;
                     # skip the rare repeat at the head to keep the comparison fair
                     n = con.execute(
                         f"INSERT INTO transactions ({cols}) SELECT {cols} FROM _page AS p"

@@ -55,7 +55,8 @@ def _non_negative_float(text: str) -> float:
 
 
 def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
-    """The guide's format, to logs/backfill.log and to the console."""
+    """The seed's `time | LEVEL | message` log (docs/architecture.md, "The seed algorithm"),
+    to logs/backfill.log and the console."""
     fmt = logging.Formatter("%(asctime)s | %(levelname)s | %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--workers", type=_positive_int, default=None,
                     help="concurrent fetchers (default: from the rate limit and latency)")
     bf.add_argument("--until-complete", action="store_true",
-                    help="repeat runs until complete (the guide's monitor loop)")
+                    help="repeat runs until complete, stopping on a stall (the monitor loop)")
     bf.add_argument("--max-runs", type=_positive_int, default=50)
     bf.add_argument("--wait-seconds", type=_non_negative_float, default=60.0)
     bf.add_argument("--timeout-minutes", type=_non_negative_float, default=360.0)

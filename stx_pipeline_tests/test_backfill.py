@@ -173,7 +173,7 @@ def test_reorg_marks_orphans_and_loads_replacements(make_simulator, tmp_path):
     assert_ledger_consistent(db)
 
 
-def test_progress_dict_follows_the_guide(make_simulator, tmp_path):
+def test_progress_dict_keeps_the_seeds_keys(make_simulator, tmp_path):
     db = tmp_path / "w.duckdb"
     assert check_backfill_progress(1, db)["status"] == "no_cache"
     sim = make_simulator(seed=19, history_days=2, tx_per_day=2000, frozen=True)

@@ -88,7 +88,7 @@ def test_backfill_status_and_resume_exit_codes(make_simulator, tmp_path):
     human = _cli("status", "--days", "1", "--db", db, tmp_path=tmp_path)
     assert "Complete:  True" in human.stdout
     log_text = (tmp_path / "backfill.log").read_text()
-    assert " | INFO | backfill " in log_text  # the guide's log format
+    assert " | INFO | backfill " in log_text  # the seed's log format
     status_file = json.loads((tmp_path / "status.json").read_text())
     assert status_file["status"] == "complete" and "timestamp" in status_file
 

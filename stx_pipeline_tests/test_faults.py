@@ -157,7 +157,8 @@ def test_newer_schema_version_is_refused(tmp_path):
 
 
 def test_version_1_file_is_migrated_forward(make_simulator, tmp_path):
-    """The seed guide's cache layout: no canonical flag, no fee payer, no ledger."""
+    """The seed's cache layout (docs/architecture.md, "The seed algorithm"):
+    no canonical flag, no fee payer, no ledger."""
     sim = make_simulator(seed=44, history_days=2, tx_per_day=2000, frozen=True)
     db = tmp_path / "w.duckdb"
     con = duckdb.connect(str(db))

@@ -1,4 +1,7 @@
-"""The guide's monitor loop: repeat until complete, stop on a stall or a spent quota."""
+"""The seed's monitor loop: repeat until complete, stop on a stall or a spent quota.
+
+See docs/architecture.md, "The seed algorithm".
+"""
 
 from __future__ import annotations
 

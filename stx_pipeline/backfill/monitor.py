@@ -1,4 +1,6 @@
-"""The guide's Step 2: call the backfill until the target is reached, with stall detection."""
+"""The seed's monitor loop (docs/architecture.md, "The seed algorithm"):
+run the backfill until the target is reached, with stall detection.
+"""
 
 from __future__ import annotations
 

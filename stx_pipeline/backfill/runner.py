@@ -40,8 +40,9 @@ BACKFILL_MEMORY_LIMIT = "64MB"
 DEFAULT_MAX_PAGES = 10_000
 DEFAULT_REVERIFY_SECONDS = 30 * 60
 ROWS_PER_WINDOW = 2500  # ~50 pages: the partial last page is ~1 % of requests
-# Fetch an hour below the target too, so the guide's own test, MIN(block_time) <= target,
-# also holds (block_time >= burn_block_time, and the target falls inside some tenure).
+# Fetch an hour below the target too, so the seed's own test, MIN(block_time) <= target,
+# also holds (block_time >= burn_block_time, and the target falls inside some tenure);
+# the seed: docs/architecture.md, "The seed algorithm".
 TARGET_MARGIN_SECONDS = 3600
 SPLIT_ROWS = 5000
 
@@ -560,7 +561,7 @@ class _Run:
         ]
         if head_ts is not None and lower is not None:
             # Coverage is judged on [target, head): the hour of margin below the target is
-            # fetched for the guide's MIN(block_time) test, not counted (status.py agrees).
+            # fetched for the seed's MIN(block_time) test, not counted (status.py agrees).
             lower = max(self.target_ts, genesis_ts if genesis_ts is not None else lower)
             span = max(head_ts - lower, 0)
             covered = covered_seconds(lower, head_ts - 1, sealed) if span else 0

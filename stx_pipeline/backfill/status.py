@@ -1,4 +1,5 @@
-"""How far the backfill has got: the guide's progress dict plus the ledger's figures.
+"""How far the backfill has got: the seed's progress dict plus the ledger's figures
+(docs/architecture.md, "The seed algorithm").
 
 While a backfill holds the DuckDB file no other process can open it, so progress falls
 back to `data/backfill_status.json`, which the running backfill refreshes every few
@@ -121,7 +122,7 @@ def _empty(status: str, target_days: float) -> dict[str, Any]:
 def progress_from_db(
     con: duckdb.DuckDBPyConnection, target_days: float, *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """The guide's dict and the ledger's figures, from an open connection."""
+    """The seed's dict and the ledger's figures, from an open connection."""
     now = now or datetime.now(UTC)
     rows, oldest, newest = con.execute(
         "SELECT count(*), min(block_time), max(block_time) FROM transactions WHERE canonical"
@@ -215,7 +216,7 @@ def check_backfill_progress(
     *,
     status_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """The guide's Step 1, answered from the ledger (or the live status file while locked)."""
+    """The seed's progress check, from the ledger (or the live status file while locked)."""
     path = resolve_db_path(db_path)
     if not path.exists():
         return _empty("no_cache", target_days)
