@@ -172,9 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _make_client(api_url: str | None) -> Any:
     from stx_pipeline.hiro.client import HiroClient
 
-    overrides: dict[str, Any] = {}
-    if api_url:
-        overrides["base_url"] = api_url
     try:
         env = dict(os.environ)
         if api_url:

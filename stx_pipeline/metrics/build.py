@@ -8,7 +8,7 @@ step (Dagster retry, a second CLI run) is harmless.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -142,13 +142,7 @@ def build_wallet_metrics(
         con.execute("ROLLBACK")
         raise
     summary = read_summary(con)
-    return _with_elapsed(summary, time.perf_counter() - started)
-
-
-def _with_elapsed(summary: MetricsSummary, elapsed: float) -> MetricsSummary:
-    data = {k: getattr(summary, k) for k in summary.__dataclass_fields__}
-    data["elapsed_seconds"] = round(elapsed, 4)
-    return MetricsSummary(**data)
+    return replace(summary, elapsed_seconds=round(time.perf_counter() - started, 4))
 
 
 def metrics_tables_exist(con: duckdb.DuckDBPyConnection) -> bool:

@@ -64,13 +64,13 @@ def _staging(as_of_literal: str) -> list[str]:
         "CREATE OR REPLACE TEMP VIEW _mx_wtx AS SELECT * FROM _mx_tx WHERE NOT is_system",
         # One row per wallet and day it sent something: the basis of every activity count.
         """
-        CREATE OR REPLACE TEMP TABLE _mx_sd AS
+        CREATE OR REPLACE TEMP TABLE _mx_wallet_days AS
         SELECT sender, day, count(*) AS tx_count FROM _mx_wtx GROUP BY sender, day
         """,
         # Each wallet-day with the wallet's next active day: the basis of WAU/MAU.
         """
-        CREATE OR REPLACE TEMP TABLE _mx_sdn AS
-        SELECT day, lead(day) OVER (PARTITION BY sender ORDER BY day) AS nxt FROM _mx_sd
+        CREATE OR REPLACE TEMP TABLE _mx_wallet_days_next AS
+        SELECT day, lead(day) OVER (PARTITION BY sender ORDER BY day) AS nxt FROM _mx_wallet_days
         """,
         # Activation = the day of the wallet's nonce-0 transaction (its true first).
         """
@@ -79,7 +79,7 @@ def _staging(as_of_literal: str) -> list[str]:
         """,
         # Fees by the wallet that paid them (sponsor if sponsored, else sender).
         """
-        CREATE OR REPLACE TEMP TABLE _mx_pd AS
+        CREATE OR REPLACE TEMP TABLE _mx_payer_days AS
         SELECT fee_payer AS wallet, day, count(*) AS tx_count,
                count(*) FILTER (WHERE sponsored) AS sponsored_tx_count,
                sum(fee_ustx)::BIGINT AS fees_ustx
@@ -170,16 +170,16 @@ def _trailing(n_days: int, name: str) -> str:
     A wallet is counted on day d iff its latest active day <= d is within n - 1 days.
     So each sender-day row counts on [day, min(day + n, next active day) - 1]; these
     spans are disjoint per wallet, and the count is a running sum of +1/-1 events:
-    exact, linear in wallet-days, and it needs only the one `lead` of `_mx_sdn`
+    exact, linear in wallet-days, and it needs only the one `lead` of `_mx_wallet_days_next`
     (a window over wallet-days is the expensive part: share it, don't redo it).
     """
     return f"""
         {name}_ev AS (
             SELECT day, sum(delta) AS delta FROM (
-                SELECT day, 1 AS delta FROM _mx_sdn
+                SELECT day, 1 AS delta FROM _mx_wallet_days_next
                 UNION ALL
                 SELECT least(day + {n_days}, coalesce(nxt, day + {n_days})) AS day, -1 AS delta
-                FROM _mx_sdn
+                FROM _mx_wallet_days_next
             ) GROUP BY day
         ), {name} AS (
             SELECT d.day, sum(coalesce(ev.delta, 0))
@@ -256,13 +256,14 @@ def metric_statements() -> list[tuple[str, str]]:
             -- already built (a count(DISTINCT) over every transaction was the slow part)
             SELECT agg_tx.*, dau.n AS dau, payers.n AS fee_payers
             FROM agg_tx
-            LEFT JOIN (SELECT day, count(*) AS n FROM _mx_sd GROUP BY day) dau USING (day)
-            LEFT JOIN (SELECT day, count(*) AS n FROM _mx_pd GROUP BY day) payers USING (day)
+            LEFT JOIN (SELECT day, count(*) AS n FROM _mx_wallet_days GROUP BY day) dau USING (day)
+            LEFT JOIN (SELECT day, count(*) AS n FROM _mx_payer_days GROUP BY day) payers
+                USING (day)
         ), sys AS (
             SELECT day, count(*) AS system_tx FROM _mx_tx WHERE is_system GROUP BY day
         ), fs AS (
             SELECT first_day AS day, count(*) AS first_seen_wallets
-            FROM (SELECT sender, min(day) AS first_day FROM _mx_sd GROUP BY sender)
+            FROM (SELECT sender, min(day) AS first_day FROM _mx_wallet_days GROUP BY sender)
             GROUP BY first_day
         ), {_trailing(7, "wau")}, {_trailing(30, "mau")}
         SELECT d.day,
@@ -324,7 +325,7 @@ def metric_statements() -> list[tuple[str, str]]:
         SELECT p.day, p.wallet AS fee_payer, p.tx_count::BIGINT AS tx_count,
                p.sponsored_tx_count::BIGINT AS sponsored_tx_count,
                p.fees_ustx, p.fees_ustx / {USTX_PER_STX} AS fees_stx
-        FROM _mx_pd p
+        FROM _mx_payer_days p
         ORDER BY p.day, p.fees_ustx DESC, p.wallet
         """,
     ))
@@ -334,9 +335,9 @@ def metric_statements() -> list[tuple[str, str]]:
         f"""
         CREATE OR REPLACE TABLE metrics_cohort_retention AS
         WITH {_cohort_members()}, r AS (
-            SELECT sd.sender, sd.day - a.act_day AS k
-            FROM _mx_act a JOIN _mx_sd sd USING (sender)
-            WHERE sd.day - a.act_day IN ({n_ret})
+            SELECT wd.sender, wd.day - a.act_day AS k
+            FROM _mx_act a JOIN _mx_wallet_days wd USING (sender)
+            WHERE wd.day - a.act_day IN ({n_ret})
         )
         SELECT m.cohort_grain, m.cohort_start, m.cohort_end,
                count(DISTINCT m.sender)::BIGINT AS cohort_size,
@@ -352,7 +353,7 @@ def metric_statements() -> list[tuple[str, str]]:
         """
         CREATE OR REPLACE TABLE metrics_monthly_growth AS
         WITH ma AS (
-            SELECT DISTINCT sender, date_trunc('month', day)::DATE AS month FROM _mx_sd
+            SELECT DISTINCT sender, date_trunc('month', day)::DATE AS month FROM _mx_wallet_days
         ), months AS (
             SELECT date_trunc('month', day)::DATE AS month,
                    bool_or(partial) AS any_partial_day,
@@ -413,7 +414,7 @@ def metric_statements() -> list[tuple[str, str]]:
             SELECT m.cohort_grain, m.cohort_start, m.cohort_end, m.sender,
                    {waltv_fees}
             FROM members m
-            LEFT JOIN _mx_pd p ON p.wallet = m.sender AND p.day >= m.act_day
+            LEFT JOIN _mx_payer_days p ON p.wallet = m.sender AND p.day >= m.act_day
                                AND p.day < m.act_day + {max_n}
             GROUP BY m.cohort_grain, m.cohort_start, m.cohort_end, m.sender, m.act_day
         )
@@ -430,13 +431,13 @@ def metric_statements() -> list[tuple[str, str]]:
         f"""
         CREATE OR REPLACE TABLE metrics_funnel AS
         WITH tx AS (
-            SELECT a.sender, sum(sd.tx_count) AS n
-            FROM _mx_act a JOIN _mx_sd sd ON sd.sender = a.sender
-                AND sd.day >= a.act_day AND sd.day < a.act_day + {fw}
+            SELECT a.sender, sum(wd.tx_count) AS n
+            FROM _mx_act a JOIN _mx_wallet_days wd ON wd.sender = a.sender
+                AND wd.day >= a.act_day AND wd.day < a.act_day + {fw}
             GROUP BY a.sender
         ), fee AS (
             SELECT a.sender, sum(p.fees_ustx) AS f
-            FROM _mx_act a JOIN _mx_pd p ON p.wallet = a.sender
+            FROM _mx_act a JOIN _mx_payer_days p ON p.wallet = a.sender
                 AND p.day >= a.act_day AND p.day < a.act_day + {fw}
             GROUP BY a.sender
         ), w AS (
@@ -526,7 +527,7 @@ def metric_statements() -> list[tuple[str, str]]:
                (SELECT count(*) FROM _mx_tx WHERE is_system)::BIGINT AS system_txs,
                (SELECT count(*) FROM transactions WHERE NOT canonical)::BIGINT
                    AS orphaned_rows_ignored,
-               (SELECT count(DISTINCT sender) FROM _mx_sd)::BIGINT AS wallets,
+               (SELECT count(DISTINCT sender) FROM _mx_wallet_days)::BIGINT AS wallets,
                (SELECT count(*) FROM _mx_act)::BIGINT AS activated_wallets,
                (SELECT count(*) FROM _mx_cov WHERE partial)::BIGINT AS partial_days
         FROM _mx_info i
@@ -542,6 +543,6 @@ def staging_statements(as_of_literal: str) -> list[str]:
 
 STAGING_VIEWS: tuple[str, ...] = ("_mx_wtx",)
 STAGING_TABLES: tuple[str, ...] = (
-    "_mx_tx", "_mx_sd", "_mx_sdn", "_mx_act", "_mx_pd", "_mx_ledger", "_mx_islands",
-    "_mx_days", "_mx_cov", "_mx_info",
+    "_mx_tx", "_mx_wallet_days", "_mx_wallet_days_next", "_mx_act", "_mx_payer_days",
+    "_mx_ledger", "_mx_islands", "_mx_days", "_mx_cov", "_mx_info",
 )
