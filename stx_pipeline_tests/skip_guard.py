@@ -2,9 +2,10 @@
 
 A skipped test did not run, and a suite that skips for a sample, a tool or a module
 that "may be absent" passes on a checkout that cannot test what it claims (issue 15:
-13 tests skipped wherever `/work/shared` did not exist). So every skip is turned into
-a failure that names its reason, unless the reason is expected below. Hooks are
-re-exported by conftest.py; `test_skip_guard.py` runs them against real pytest runs.
+13 tests skipped on any machine but the one whose folder held the samples). So every
+skip is turned into a failure that names its reason, unless the reason is expected
+below. Hooks are re-exported by conftest.py; `test_skip_guard.py` runs them against
+real pytest runs.
 """
 
 from __future__ import annotations
