@@ -30,7 +30,12 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"comma list of {','.join(FAULT_KINDS)}")
     f.add_argument("--stall-seconds", type=float, default=d.stall_seconds)
     f.add_argument("--fault-seed", type=int, default=None)
-    f.add_argument("--gone", action="store_true", help="answer 410 Gone (deprecated route off)")
+    f.add_argument("--gone", action="store_true",
+                   help="deprecated v1 route answers 410 Gone (v3 keeps working)")
+    f.add_argument("--gone-after-requests", type=int, default=None,
+                   help="v1 answers 410 once this many v1 requests were served")
+    f.add_argument("--gone-at", type=float, default=None,
+                   help="v1 answers 410 from this sim time on (unix seconds)")
     f.add_argument("--wrong-content-type", action="store_true", help="answer 200 text/html")
     f.add_argument("--rate-limit-rpm", type=int, default=None)
     f.add_argument("--ratelimit-reset-form", choices=("seconds", "timestamp"), default="seconds")
@@ -56,6 +61,8 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         stall_seconds=ns.stall_seconds,
         fault_seed=ns.fault_seed,
         gone=ns.gone,
+        gone_after_requests=ns.gone_after_requests,
+        gone_at=ns.gone_at,
         wrong_content_type=ns.wrong_content_type,
         rate_limit_rpm=ns.rate_limit_rpm,
         ratelimit_reset_form=ns.ratelimit_reset_form,

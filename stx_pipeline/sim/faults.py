@@ -1,8 +1,9 @@
 """Fault injection: the failures a Hiro client meets in the wild, reproducible from a seed.
 
 Each kind is off by default. A per-request roll (`fault_rate`) picks one of the enabled kinds;
-`gone` and `wrong_content_type` are modes that hit every request. The RNG is seeded so that the
-n-th request of a test always gets the same fault.
+`wrong_content_type` is a mode that hits every request; `gone` (and its delayed forms
+`gone_after_requests`, `gone_at`) hits the deprecated v1 route only, as Hiro's switch does.
+The RNG is seeded so that the n-th request of a test always gets the same fault.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ class FaultSettings:
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     stall_seconds: float = 5.0
-    gone: bool = False
+    gone: bool = False  # deprecated routes (v1) answer 410, as ENABLE_DEPRECATED_ENDPOINTS=false
+    gone_after_requests: int | None = None  # ... once this many v1 requests were served
+    gone_at: float | None = None  # ... from this sim time (unix seconds) on
     wrong_content_type: bool = False
     fault_seed: int = 0
     # Share of transactions served malformed (chosen per tx_id, so a re-fetch of the same
@@ -61,6 +64,12 @@ class FaultSettings:
             raise ValueError("fault_rate must be within [0, 1]")
         if not 0.0 <= float(self.malformed_rate) <= 1.0:
             raise ValueError("malformed_rate must be within [0, 1]")
+        if self.gone_after_requests is not None and (
+            not isinstance(self.gone_after_requests, int) or self.gone_after_requests < 0
+        ):
+            raise ValueError("gone_after_requests must be an integer >= 0 or None")
+        if self.gone_at is not None and not isinstance(self.gone_at, int | float):
+            raise ValueError("gone_at must be a unix time in seconds or None")
         if self.latency_ms < 0 or self.latency_jitter_ms < 0 or self.stall_seconds < 0:
             raise ValueError("latency and stall durations must be >= 0")
         return replace(self, fault_kinds=kinds, fault_rate=float(self.fault_rate))

@@ -1,4 +1,5 @@
-"""The simulator as a real HTTP server on loopback: Hiro's `/extended/v1/tx` plus admin routes.
+"""The simulator as a real HTTP server on loopback: Hiro's `/extended/v1/tx`, the v3 cursor
+lists and v2 block lists (`v3.py`), plus admin routes.
 
 Tests, benchmarks and the demo talk to it over real HTTP, so the client's sessions, retries,
 timeouts and header parsing are exercised exactly as against api.hiro.so. Everything that is
@@ -37,6 +38,12 @@ from stx_pipeline.sim.faults import (
 from stx_pipeline.sim.params import ParamError, parse_tx_list
 from stx_pipeline.sim.ratelimit import _UNSET, RateLimiter
 from stx_pipeline.sim.txjson import build_tx
+from stx_pipeline.sim.v3 import V3Routes, serves
+
+V1_TX_PATH = "/extended/v1/tx"
+# Routes marked `deprecated: true` in the API (of those simulated): Warning header, and
+# 410 Gone when the operator disables deprecated endpoints.
+DEPRECATED_PATHS = frozenset({V1_TX_PATH})
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 JSON_TYPE = "application/json; charset=utf-8"
@@ -64,7 +71,9 @@ class SimConfig:
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     stall_seconds: float = 5.0
-    gone: bool = False
+    gone: bool = False  # deprecated v1 route answers 410 (ENABLE_DEPRECATED_ENDPOINTS=false)
+    gone_after_requests: int | None = None  # ... after this many v1 requests were served
+    gone_at: float | None = None  # ... from this sim time on (unix seconds)
     wrong_content_type: bool = False
     fault_seed: int | None = None  # default: seed
     malformed_rate: float = 0.0  # share of transactions served malformed (per tx_id)
@@ -116,6 +125,7 @@ class SimStats:
     by_status: Counter[str] = field(default_factory=Counter)
     responses_429: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    by_route: Counter[str] = field(default_factory=Counter)
     admin_requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -127,6 +137,7 @@ class SimStats:
                 "responses_429": self.responses_429,
                 "faults": dict(self.faults),
                 "faults_total": sum(self.faults.values()),
+                "by_route": dict(self.by_route),
                 "admin_requests": self.admin_requests,
             }
 
@@ -148,6 +159,9 @@ class Simulator:
             cfg.rate_limit_rpm, cfg.ratelimit_reset_form, cfg.quota_exhausted_seconds
         )
         self._stats = SimStats()
+        self._deprecated_served = 0  # v1 requests answered before any 410 switch
+        self._deprecated_lock = threading.Lock()
+        self.v3 = V3Routes(self)
         self._server: ThreadingHTTPServer | None = None
         self._port: int | None = None
         self._thread: threading.Thread | None = None
@@ -268,11 +282,27 @@ class Simulator:
     def reset_stats(self) -> None:
         self._stats = SimStats()
 
-    def _count(self, status: int, fault: str | None = None) -> None:
+    def deprecated_gone(self) -> bool:
+        """Does this v1 request get 410? (`gone`, or past `gone_after_requests` / `gone_at`)."""
+        s = self.faults.settings
+        with self._deprecated_lock:
+            gone = (
+                s.gone
+                or (s.gone_after_requests is not None
+                    and self._deprecated_served >= s.gone_after_requests)
+                or (s.gone_at is not None and self.clock.now() >= s.gone_at)
+            )
+            if not gone:
+                self._deprecated_served += 1
+            return gone
+
+    def _count(self, status: int, fault: str | None = None, route: str = "") -> None:
         st = self._stats
         with st.lock:
             st.requests += 1
             st.by_status[str(status)] += 1
+            if route:
+                st.by_route[route] += 1
             if status == 429:
                 st.responses_429 += 1
             if fault:
@@ -339,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
                 with self.sim._stats.lock:
                     self.sim._stats.admin_requests += 1
                 self._send(self._admin(method, path, params, body))
-            elif method == "GET" and path in ("/extended/v1/tx", "/extended"):
+            elif method == "GET" and (path in (V1_TX_PATH, "/extended") or serves(path)):
                 self._hiro(path, params)
             else:
                 self._send(_json(404, {
@@ -367,45 +397,57 @@ class _Handler(BaseHTTPRequestHandler):
             "access-control-allow-origin": "*",
             "access-control-expose-headers": "X-API-Version",
         }
-        if path == "/extended/v1/tx":
+        route = _route_name(path)
+        deprecated = path in DEPRECATED_PATHS
+        if deprecated:
             common["warning"] = DEPRECATION_WARNING
         decision = sim.limiter.check()
         common.update({k: v for k, v in decision.headers.items() if k != "retry-after"})
         if not decision.allowed:
             common["retry-after"] = str(decision.retry_after)
-            sim._count(429)
+            sim._count(429, route=route)
             self._send(_json(429, {"error": "Too Many Requests"}, common))
             return
         delay = sim.faults.latency_seconds()
         if delay:
             time.sleep(delay)
         settings = sim.faults.settings
-        if settings.gone:
-            sim._count(410, "gone")
-            self._send(_json(410, GONE_BODY, common))
+        if deprecated and sim.deprecated_gone():
+            # The API's onRequest hook answers before the preHandler that sets X-API-Version;
+            # the onSend hook still adds the Warning.
+            sim._count(410, "gone", route)
+            gone_headers = {k: v for k, v in common.items() if k != "x-api-version"}
+            self._send(_json(410, GONE_BODY, gone_headers))
             return
         if settings.wrong_content_type:
-            sim._count(200, "wrong_content_type")
+            sim._count(200, "wrong_content_type", route)
             self._send(_Response(200, HTML_PAGE.encode(), HTML_TYPE, common))
             return
         fault = sim.faults.roll()
         if fault == "500":
-            sim._count(500, fault)
+            sim._count(500, fault, route)
             self._send(_json(500, ERROR_500_BODY, common))
             return
         if fault == "502":
-            sim._count(502, fault)
+            sim._count(502, fault, route)
             self._send(_Response(502, HTML_502.encode(), HTML_TYPE, common))
             return
         if fault == "503":
-            sim._count(503, fault)
+            sim._count(503, fault, route)
             self._send(_json(503, ERROR_503_BODY, common))
             return
-        resp = self._tx_list(params) if path == "/extended/v1/tx" else self._status()
+        if path == V1_TX_PATH:
+            resp = self._tx_list(params)
+        elif path == "/extended":
+            resp = self._status()
+        else:
+            answer = sim.v3.answer(path, params, self.headers.get("if-none-match"))
+            resp = (_Response(304, b"", JSON_TYPE, answer.headers) if answer.body is None
+                    else _json(answer.status, answer.body, answer.headers))
         resp.headers = {**common, **resp.headers}
         if fault == "truncated" and resp.status == 200 and resp.body:
             resp.body = resp.body[: max(1, len(resp.body) // 2)]
-        sim._count(resp.status, fault)  # counted when decided, even if the client gives up
+        sim._count(resp.status, fault, route)  # counted when decided, even if the client gives up
         if fault == "stall":
             time.sleep(settings.stall_seconds)
         self._send(resp)
@@ -484,6 +526,21 @@ class _Handler(BaseHTTPRequestHandler):
         return _json(404, {"error": "Not Found", "message": f"no admin route {method} {path}"})
 
 
+def _route_name(path: str) -> str:
+    """A short label per Hiro route for `stats["by_route"]`."""
+    if path == V1_TX_PATH:
+        return "v1_tx"
+    if path == "/extended":
+        return "status"
+    if path.startswith("/extended/v3/blocks/"):
+        return "v3_block_transactions"
+    if path.startswith("/extended/v3/"):
+        return "v3_transactions"
+    if path.startswith("/extended/v2/blocks/by-block-time/"):
+        return "v2_block_by_time"
+    return "v2_blocks"
+
+
 def _maybe_malform(tx: dict[str, Any], rate: float, seed: int) -> dict[str, Any]:
     kind = malformation(tx["tx_id"], rate, seed)
     return malform(tx, kind) if kind else tx
@@ -504,7 +561,8 @@ def serve_forever(config: SimConfig, port: int | None = None) -> None:
     if port is not None:
         config = SimConfig(**{**asdict(config), "port": port})
     sim = Simulator(config).start()
-    print(f"Hiro simulator listening on {sim.url}  (GET {sim.url}/extended/v1/tx)", flush=True)
+    print(f"Hiro simulator listening on {sim.url}  (GET {sim.url}/extended/v1/tx,"
+          f" {sim.url}/extended/v3/transactions)", flush=True)
     print(
         f"  seed={config.seed} history_days={config.history_days} "
         f"tx_per_day={config.tx_per_day} visible_txs={sim.chain.visible_rows(sim.now())}",

@@ -13,6 +13,7 @@ from typing import Any
 
 from stx_pipeline.sim.chain import TxRow
 
+EMPTY_MEMO = "0x" + "00" * 34  # the raw 34-byte memo, all zero
 _OK_TRUE = {"hex": "0x0703", "repr": "(ok true)"}
 _ERR_U1 = {"hex": "0x08010000000000000000000000000000000001", "repr": "(err u1)"}
 
@@ -49,6 +50,12 @@ def _principal_arg(address: str, name: str, seed_bytes: bytes) -> dict[str, str]
         "name": name,
         "type": "principal",
     }
+
+
+def clarity_version(row: TxRow) -> int | None:
+    """A deploy's Clarity version (None: unversioned), the same in v1 objects and v3 summaries."""
+    rnd = _bytes(row, "cosmetic", 64)
+    return None if rnd[30] < 40 else 2 + rnd[31] % 2
 
 
 def build_tx(row: TxRow, *, exclude_function_args: bool = False) -> dict[str, Any]:
@@ -125,7 +132,7 @@ def _payload(row: TxRow, rnd: bytes, exclude_function_args: bool) -> dict[str, A
             "token_transfer": {
                 "recipient_address": row.recipient_address,
                 "amount": str(row.amount),
-                "memo": "0x" + "00" * 34,
+                "memo": EMPTY_MEMO,
             }
         }
     if row.tx_type == "contract_call":
@@ -146,7 +153,7 @@ def _payload(row: TxRow, rnd: bytes, exclude_function_args: bool) -> dict[str, A
         name = (row.contract_id or "").rpartition(".")[2]
         return {
             "smart_contract": {
-                "clarity_version": None if rnd[30] < 40 else 2 + rnd[31] % 2,
+                "clarity_version": clarity_version(row),
                 "contract_id": row.contract_id,
                 "source_code": (
                     f";; {name}\n(define-data-var owner principal tx-sender)\n"

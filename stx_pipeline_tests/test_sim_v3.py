@@ -1,0 +1,367 @@
+"""Conformance of the simulator's v3 cursor lists, v2 block lists and the v1 deprecation switch.
+
+The paging algorithm is checked first against the API's own test fixtures
+(`tests/api/v3/transactions.test.ts`: microblock transactions at sequence 0, which the
+generated Nakamoto chain never has), then everything over real HTTP against the generated
+chain and its ground truth (hiro-api.md §2.1, §4.1).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from stx_pipeline.sim import Simulator
+from stx_pipeline.sim.cursor import I32_MAX, ListPositions, cursor_page
+
+MakeSim = Callable[..., Simulator]
+V3 = "/extended/v3/transactions"
+V1 = "/extended/v1/tx"
+TOP = f"{I32_MAX}:32767"
+GONE = {
+    "error": "Gone",
+    "message": "This endpoint has been disabled. See https://docs.hiro.so/stacks/api for more "
+    "information",
+}
+
+
+def get(sim: Simulator, path: str, headers: dict[str, str] | None = None,
+        **params: Any) -> requests.Response:
+    return requests.get(sim.url + path, params=params, headers=headers, timeout=10)
+
+
+def cursors(page: Any) -> dict[str, str | None]:
+    return {"next": page.next, "previous": page.previous, "current": page.current}
+
+
+def canonical_desc(sim: Simulator) -> list[dict[str, Any]]:
+    """Ground truth in v3 order: height, tx_index descending (every tx is anchored)."""
+    gt = [t for t in sim.ground_truth(include_orphaned=False)]
+    return sorted(gt, key=lambda t: (t["block_height"], t["tx_index"]), reverse=True)
+
+
+def walk(sim: Simulator, path: str = V3, limit: int = 50) -> list[dict[str, Any]]:
+    """Follow `cursor.next` from the top; checks the cursors of every page on the way."""
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    prev_current: str | None = None
+    with requests.Session() as s:
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            body = s.get(sim.url + path, params=params, timeout=10).json()
+            res = body["results"]
+            first = res[0]["block"]
+            assert body["cursor"]["current"] == f"{first['height']}:{I32_MAX}:{first['tx_index']}"
+            if cursor is not None:
+                assert body["cursor"]["current"] == cursor  # next = first row of the older page
+                assert body["cursor"]["previous"] == prev_current  # full pages: the newer start
+            out.extend(res)
+            prev_current, cursor = body["cursor"]["current"], body["cursor"]["next"]
+            if cursor is None:
+                return out
+
+
+# --------------------------------------------------------------------------- the algorithm
+
+
+def test_pages_of_five_over_blocks_ten_to_one() -> None:
+    """The API's 'should allow cursor pagination' test: 5 txs per block, sequence 0."""
+    rows = ListPositions([(h, 0, i) for h in range(1, 11) for i in range(5)])
+    p1 = cursor_page(rows, 5, None)
+    assert cursors(p1) == {"next": "9:0:4", "previous": None, "current": "10:0:4"}
+    p2 = cursor_page(rows, 5, p1.next)
+    assert cursors(p2) == {"next": "8:0:4", "previous": "10:0:4", "current": "9:0:4"}
+    seen, page = [], p1
+    while True:
+        seen.extend(page.indices)
+        if page.next is None:
+            break
+        page = cursor_page(rows, 5, page.next)
+    assert seen == list(range(49, -1, -1))  # every row once, newest first: no gap, no overlap
+    assert cursors(page) == {"next": None, "previous": "2:0:4", "current": "1:0:4"}
+
+
+def test_h00_means_top_of_block_unless_a_row_sits_there() -> None:
+    anchored = ListPositions([(1, I32_MAX, 0)])
+    p = cursor_page(anchored, 1, "1:0:0")
+    assert p.indices == [0]
+    assert cursors(p) == {"next": None, "previous": None, "current": f"1:{I32_MAX}:0"}
+    exact = ListPositions([(1, 0, 0), (1, I32_MAX, 1)])
+    p = cursor_page(exact, 1, "1:0:0")
+    assert p.indices == [0]  # the microblock tx at (1,0,0): the anchored one is skipped
+    assert cursors(p) == {"next": None, "previous": f"1:{I32_MAX}:1", "current": "1:0:0"}
+    assert cursor_page(exact, 1, f"1:{TOP}").indices == [1]
+
+
+def test_empty_list_and_cursor_below_everything() -> None:
+    assert cursors(cursor_page(ListPositions([]), 20, None)) == dict.fromkeys(
+        ("next", "previous", "current"))
+    rows = ListPositions([(5, I32_MAX, 0), (6, I32_MAX, 0)])
+    p = cursor_page(rows, 20, f"4:{TOP}")
+    assert p.indices == [] and p.previous is None and p.current is None
+
+
+# --------------------------------------------------------------------------- over HTTP
+
+
+def test_v3_first_page_envelope_and_summary_fields(simulator: Simulator) -> None:
+    r = get(simulator, V3)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+    assert r.headers["x-api-version"] == simulator.config.api_version
+    assert "warning" not in r.headers  # v3 is not deprecated
+    body = r.json()
+    assert list(body) == ["total", "limit", "cursor", "results"]
+    assert list(body["cursor"]) == ["next", "previous", "current"]
+    assert body["limit"] == 20 and len(body["results"]) == 20
+    truth = canonical_desc(simulator)
+    assert body["total"] == len(truth)
+    assert body["cursor"]["previous"] is None
+    assert [s["tx_id"] for s in body["results"]] == [t["tx_id"] for t in truth[:20]]
+    assert body["cursor"]["next"] == (
+        f"{truth[20]['block_height']}:{I32_MAX}:{truth[20]['tx_index']}")
+    base = ["tx_id", "sender", "sponsor", "fee_rate", "block", "bitcoin_block", "status", "type"]
+    for s in body["results"]:
+        assert list(s)[:8] == base
+        assert list(s["block"]) == ["height", "hash", "index_hash", "time", "tx_index"]
+        assert list(s["bitcoin_block"]) == ["height", "time"]
+        assert isinstance(s["fee_rate"], str)
+
+
+def test_summaries_carry_what_v1_carries(make_simulator: MakeSim) -> None:
+    """Same tx, both renderings: every field a `transactions` row needs agrees."""
+    sim = make_simulator(seed=11, history_days=1, tx_per_day=4000)
+    v1 = {t["tx_id"]: t for t in get(sim, V1, limit=50).json()["results"]}
+    v3 = {s["tx_id"]: s for s in get(sim, V3, limit=50).json()["results"]}
+    assert v1.keys() == v3.keys()
+    kinds = Counter()
+    for tx_id, s in v3.items():
+        t = v1[tx_id]
+        kinds[s["type"]] += 1
+        assert (s["sender"]["address"], s["sender"]["nonce"]) == (t["sender_address"], t["nonce"])
+        assert s["fee_rate"] == t["fee_rate"] and s["status"] == t["tx_status"]
+        assert s["type"] == t["tx_type"]
+        assert s["block"] == {"height": t["block_height"], "hash": t["block_hash"],
+                              "index_hash": s["block"]["index_hash"], "time": t["block_time"],
+                              "tx_index": t["tx_index"]}
+        assert s["bitcoin_block"] == {"height": t["burn_block_height"],
+                                      "time": t["burn_block_time"]}
+        if t["sponsored"]:
+            assert s["sponsor"] == {"address": t["sponsor_address"], "nonce": t["sponsor_nonce"]}
+        else:
+            assert s["sponsor"] is None
+        if s["type"] == "token_transfer":
+            assert s["token_transfer"]["recipient"] == t["token_transfer"]["recipient_address"]
+            assert s["token_transfer"]["amount"] == t["token_transfer"]["amount"]
+            assert s["token_transfer"]["memo"]["hex"] == t["token_transfer"]["memo"]
+        elif s["type"] == "contract_call":
+            assert s["contract_call"] == {
+                k: t["contract_call"][k] for k in ("contract_id", "function_name")}
+        elif s["type"] == "smart_contract":
+            assert s["smart_contract"] == {
+                k: t["smart_contract"][k] for k in ("clarity_version", "contract_id")}
+        elif s["type"] == "coinbase":
+            assert s["coinbase"] == {"alt_recipient": None}
+        elif s["type"] == "tenure_change":
+            assert s["tenure_change"] == {"cause": "block_found"}
+    assert {"contract_call", "token_transfer", "coinbase", "tenure_change"} <= set(kinds)
+
+
+def test_walk_is_the_ground_truth_without_gap_or_overlap(simulator: Simulator) -> None:
+    seen = walk(simulator)
+    assert [s["tx_id"] for s in seen] == [t["tx_id"] for t in canonical_desc(simulator)]
+
+
+def test_limits_and_validation_errors(simulator: Simulator) -> None:
+    def err(**params: Any) -> dict[str, Any]:
+        r = get(simulator, V3, **params)
+        assert r.status_code == 400
+        return r.json()
+
+    assert err(limit=0) == {"statusCode": 400, "code": "FST_ERR_VALIDATION",
+                            "error": "Bad Request", "message": "querystring/limit must be >= 1"}
+    assert err(limit=51)["message"] == "querystring/limit must be <= 50"
+    assert err(limit="abc")["message"] == "querystring/limit must be integer"
+    assert err(cursor="10:0")["message"] == (
+        'querystring/cursor must match pattern "^[0-9]+:[0-9]+:[0-9]+$"')
+    assert err(cursor="-1:0:0")["message"].startswith("querystring/cursor must match pattern")
+    body = get(simulator, V3, limit=50).json()
+    assert body["limit"] == 50 and len(body["results"]) == 50
+    # no order, offset or filters: unknown parameters are ignored
+    same = get(simulator, V3, limit=50, order="asc", offset=100, type="coinbase").json()
+    assert same == body
+
+
+def test_cursor_is_inclusive_and_h00_is_the_top_of_h(simulator: Simulator) -> None:
+    truth = canonical_desc(simulator)
+    t = truth[37]
+    pos = f"{t['block_height']}:{I32_MAX}:{t['tx_index']}"
+    body = get(simulator, V3, limit=5, cursor=pos).json()
+    assert body["results"][0]["tx_id"] == t["tx_id"] and body["cursor"]["current"] == pos
+    assert body["total"] == len(truth)  # the whole chain, whatever the cursor
+    h = t["block_height"]
+    top = get(simulator, V3, limit=5, cursor=f"{h}:{TOP}").json()
+    assert get(simulator, V3, limit=5, cursor=f"{h}:0:0").json() == top
+    first_in_h = next(x for x in truth if x["block_height"] <= h)
+    assert top["results"][0]["tx_id"] == first_in_h["tx_id"]
+    # below every row: an empty page, total 0, no cursors
+    empty = get(simulator, V3, cursor=f"1:{TOP}").json()
+    assert empty == {"total": 0, "limit": 20,
+                     "cursor": {"next": None, "previous": None, "current": None}, "results": []}
+    # above the tip: the first page
+    assert get(simulator, V3, cursor=f"99999999999:{TOP}").json() == get(simulator, V3).json()
+
+
+def test_etag_304_and_cursor_stability_while_the_chain_grows(simulator: Simulator) -> None:
+    r = get(simulator, V3)
+    etag = r.headers["etag"]
+    assert etag == f'"{simulator.tip()["index_block_hash"]}"'
+    assert r.headers["cache-control"] == "public, no-cache, must-revalidate"
+    cached = get(simulator, V3, headers={"if-none-match": etag})
+    assert cached.status_code == 304 and cached.content == b""
+    deep = r.json()["cursor"]["next"]
+    before = get(simulator, V3, limit=50, cursor=deep).json()
+    simulator.advance(3 * 3600)
+    grown = get(simulator, V3, headers={"if-none-match": etag})
+    assert grown.status_code == 200 and grown.headers["etag"] != etag
+    after = get(simulator, V3, limit=50, cursor=deep).json()
+    assert after["results"] == before["results"] and after["cursor"]["next"] == \
+        before["cursor"]["next"]
+    assert after["total"] > before["total"]
+
+
+def test_block_transactions_route(simulator: Simulator) -> None:
+    truth = canonical_desc(simulator)
+    blocks = get(simulator, "/extended/v2/blocks", limit=30).json()["results"]
+    busy = max(blocks, key=lambda b: b["tx_count"])
+    h = busy["height"]
+    in_h = [t["tx_id"] for t in truth if t["block_height"] == h]
+    assert busy["tx_count"] == len(in_h) > 2
+    for ident in (h, busy["hash"], busy["index_block_hash"], busy["hash"][2:]):
+        body = get(simulator, f"/extended/v3/blocks/{ident}/transactions", limit=50).json()
+        assert body["total"] == len(in_h)
+        assert [s["tx_id"] for s in body["results"]] == in_h
+    # paging inside the block: total stays the block's count, next stays inside it
+    p1 = get(simulator, f"/extended/v3/blocks/{h}/transactions", limit=2).json()
+    assert p1["total"] == len(in_h) and len(p1["results"]) == 2
+    p2 = get(simulator, f"/extended/v3/blocks/{h}/transactions", limit=2,
+             cursor=p1["cursor"]["next"]).json()
+    assert [s["tx_id"] for s in p1["results"] + p2["results"]] == in_h[:4]
+    assert p2["cursor"]["previous"] == p1["cursor"]["current"]
+    latest = get(simulator, "/extended/v3/blocks/latest/transactions")
+    assert latest.json()["results"][0]["block"]["height"] == simulator.tip()["block_height"]
+    assert latest.headers["etag"] == f'"{simulator.tip()["index_block_hash"]}:true"'
+    missing = get(simulator, "/extended/v3/blocks/1/transactions")
+    assert missing.status_code == 404
+    assert missing.json() == {"statusCode": 404, "error": "Not Found", "message": "Block not found"}
+    bad = get(simulator, "/extended/v3/blocks/nope/transactions")
+    assert bad.status_code == 400 and bad.json()["message"].startswith("params/height_or_hash")
+
+
+def test_orphaned_block_is_404_and_a_walk_follows_the_new_fork(simulator: Simulator) -> None:
+    tip = simulator.tip()
+    assert get(simulator, f"/extended/v3/blocks/{tip['block_hash']}/transactions").status_code \
+        == 200
+    simulator.reorg(3)
+    gone = get(simulator, f"/extended/v3/blocks/{tip['block_hash']}/transactions")
+    assert gone.status_code == 404
+    new_tip = simulator.tip()
+    assert new_tip["block_height"] == tip["block_height"]
+    ok = get(simulator, f"/extended/v3/blocks/{tip['block_height']}/transactions")
+    assert ok.headers["etag"] == f'"{new_tip["index_block_hash"]}:true"'
+    assert all(s["block"]["index_hash"] == new_tip["index_block_hash"]
+               for s in ok.json()["results"])
+    assert [s["tx_id"] for s in walk(simulator)] == [t["tx_id"] for t in canonical_desc(simulator)]
+
+
+def test_v2_block_list_counts_and_cursors(simulator: Simulator) -> None:
+    truth = canonical_desc(simulator)
+    first = get(simulator, "/extended/v2/blocks").json()
+    assert list(first) == ["limit", "offset", "total", "next_cursor", "prev_cursor", "cursor",
+                           "results"]
+    assert first["limit"] == 20 and first["offset"] == 0 and first["next_cursor"] is None
+    assert first["results"][0]["height"] == simulator.tip()["block_height"]
+    assert first["cursor"] == first["results"][0]["index_block_hash"]
+    # walk the whole chain through prev_cursor (the OLDER page here, unlike v3)
+    heights, total_txs, cursor = [], 0, None
+    while True:
+        params: dict[str, Any] = {"limit": 30} | ({"cursor": cursor} if cursor else {})
+        page = get(simulator, "/extended/v2/blocks", **params).json()
+        heights += [b["height"] for b in page["results"]]
+        total_txs += sum(b["tx_count"] for b in page["results"])
+        cursor = page["prev_cursor"]
+        if cursor is None:
+            break
+    assert heights == list(range(heights[0], heights[0] - len(heights), -1))
+    assert page["total"] == len(heights) and total_txs == len(truth)
+    off = get(simulator, "/extended/v2/blocks", limit=5, offset=7).json()
+    assert [b["height"] for b in off["results"]] == list(range(heights[7], heights[12], -1))
+    assert get(simulator, "/extended/v2/blocks", limit=31).json()["message"] == \
+        "querystring/limit must be <= 30"
+    assert get(simulator, "/extended/v2/blocks", offset=301).json()["message"] == \
+        "querystring/offset must be <= 300"
+    nf = get(simulator, "/extended/v2/blocks", cursor="0x" + "ab" * 32)
+    assert nf.status_code == 404 and nf.json()["message"] == "Cursor not found"
+
+
+def test_v2_block_by_time(simulator: Simulator) -> None:
+    blocks = get(simulator, "/extended/v2/blocks", limit=5).json()["results"]
+    b = blocks[2]
+    for ts in (b["block_time"], blocks[1]["block_time"] - 1):
+        got = get(simulator, f"/extended/v2/blocks/by-block-time/{ts}")
+        assert got.status_code == 200 and got.json() == b
+    assert get(simulator, "/extended/v2/blocks/by-block-time/1000").json() == {
+        "statusCode": 404, "error": "Not Found",
+        "message": "No block found at or before the given timestamp"}
+    bad = get(simulator, "/extended/v2/blocks/by-block-time/abc")
+    assert bad.status_code == 400 and bad.json()["message"] == "params/timestamp must be integer"
+
+
+def test_v1_deprecation_headers_and_the_410_switches(make_simulator: MakeSim) -> None:
+    sim = make_simulator(gone_after_requests=2)
+    for _ in range(2):
+        r = get(sim, V1, limit=1)
+        assert r.status_code == 200
+        assert r.headers["warning"] == (
+            '299 - "Deprecated: See https://docs.hiro.so/stacks/api for more information"')
+        assert r.headers["x-api-version"] == "v9.0.2 (master:759c4a58)"
+    r = get(sim, V1, limit=1)
+    assert r.status_code == 410 and r.json() == GONE
+    assert "warning" in r.headers and "x-api-version" not in r.headers
+    assert get(sim, V3, limit=1).status_code == 200  # only deprecated routes are switched off
+    assert get(sim, "/extended").status_code == 200
+    assert sim.stats["by_route"] == {"v1_tx": 3, "v3_transactions": 1, "status": 1}
+    timed = make_simulator(gone_at=None)
+    assert get(timed, V1, limit=1).status_code == 200
+    timed.set_faults(gone_at=timed.now() + 600)
+    assert get(timed, V1, limit=1).status_code == 200
+    timed.advance(601)
+    assert get(timed, V1, limit=1).status_code == 410
+
+
+def test_faults_and_malformed_summaries_reach_v3(make_simulator: MakeSim) -> None:
+    sim = make_simulator(malformed_rate=0.2)
+    res = get(sim, V3, limit=50).json()["results"]
+    broken = [s for s in res if sim.malformed_kind(s["tx_id"])]
+    assert broken and len(broken) < len(res)
+    for s in broken:
+        kind = sim.malformed_kind(s["tx_id"])
+        if kind == "missing_field":
+            assert "sender" not in s
+        elif kind == "unknown_type":
+            assert s["type"] == "quantum_transfer"
+    sim.set_faults(malformed_rate=0.0, fault_rate=1.0, fault_kinds=("503",))
+    r = get(sim, V3)
+    assert r.status_code == 503 and r.json() == {"error": "The database service is unavailable"}
+
+
+@pytest.mark.parametrize("path", ["/extended/v2/blocks", "/extended/v2/blocks/by-block-time/0"])
+def test_block_routes_send_no_warning(simulator: Simulator, path: str) -> None:
+    r = get(simulator, path)
+    assert "warning" not in r.headers and "x-api-version" in r.headers
