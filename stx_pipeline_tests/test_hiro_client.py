@@ -173,8 +173,11 @@ def test_retries_transient_faults_then_succeeds(serve, caplog) -> None:
     assert "type=contract_call%2Ctoken_transfer" in server.seen[-1].path
     assert stats["requests"] == 5 and stats["retries"] == 4
     assert stats["faults_by_kind"] == {"connection": 1, "http_5xx": 2, "malformed_json": 1}
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [m for m in logged if "retrying" in m]
     assert len(warnings) == 4
+    # the server's Warning: 299 header is said once, apart from the retries
+    assert len([m for m in logged if "is deprecated" in m]) == 1 and len(logged) == 5
     assert "/extended/v1/tx?limit=50&offset=0" in warnings[0] and "HTTP 503" in warnings[0]
     assert "HTML error page" in warnings[1]
 

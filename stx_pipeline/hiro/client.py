@@ -33,6 +33,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from stx_pipeline.hiro.deprecation import DeprecationWatch
 from stx_pipeline.hiro.errors import (
     BadResponse,
     EndpointGone,
@@ -203,6 +204,7 @@ class HiroClient:
             requests_per_minute, max_block_seconds=self.max_rate_limit_wait
         )
         self.stats = ClientStats()
+        self.deprecation = DeprecationWatch()  # X-API-Version and Warning of every answer
         self._sleep = sleep
         self._has_key = key is not None
         # Kept only to scrub it from text we did not write (server bodies, requests errors).
@@ -309,6 +311,14 @@ class HiroClient:
         body, _headers, _elapsed = self._get_json(STATUS_PATH, {}, _check_dict)
         return body
 
+    def get_json(
+        self, path: str, params: Mapping[str, Any], check: Callable[[Any], str | None]
+    ) -> tuple[Any, dict[str, str], float]:
+        """GET `path` with the client's limiter, retries and typed errors; `check(body)`
+        returns a problem (retried as a bad shape) or None. For the endpoint modules
+        (`hiro/v3.py`): (body, headers of interest, elapsed seconds)."""
+        return self._get_json(path, params, check)
+
     # -- machinery ------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
@@ -392,6 +402,7 @@ class HiroClient:
                 f" {type(exc).__name__}: {_one_line(self._redact(str(exc)), 200)}"
             ) from None
         headers = {k: resp.headers[k] for k in HEADERS_OF_INTEREST if k in resp.headers}
+        self.deprecation.observe(path, headers, resp.status_code)
         self.limiter.update_from_headers(headers)
         status = resp.status_code
         if status == 200:
