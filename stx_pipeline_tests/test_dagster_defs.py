@@ -15,7 +15,8 @@ from stx_pipeline.defs.transactions.assets import TransactionsConfig
 from stx_pipeline.devserver import PROJECT_DAGSTER_YAML, PROJECT_ROOT, write_instance_yaml
 
 ASSETS = {"transactions", "wallet_metrics", "dashboard"}
-CHECKS = {"backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh"}
+CHECKS = {"backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh",
+          "source_not_deprecated"}
 BLOCKING = {"no_gaps", "unique_tx_id"}
 SENSORS = {
     "transactions_backfill_sensor",

@@ -27,6 +27,7 @@ TRANSACTIONS_CHECKS = (
     "valid_rows",
     "no_rejected_rows",
     "fresh",
+    "source_not_deprecated",
 )
 HISTORY_LIMIT = 50
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from stx_pipeline.backfill.result import BackfillResult
 from stx_pipeline.defs import settings
 from stx_pipeline.defs.resources import HiroResource
+from stx_pipeline.defs.transactions.source_checks import api_metadata, deprecation_message
 
 
 class TransactionsConfig(dg.Config):
@@ -154,11 +155,15 @@ def transactions(
             client=client,
             on_progress=_ProgressLogger(context),
         )
+        api = api_metadata(client.deprecation.to_dict())
+    notice = deprecation_message({k: v.value for k, v in api.items()})
+    if notice:
+        context.log.warning(notice)
     if result.stop_reason == StopReason.API_ERROR:
         message = (result.error or "API error").strip().splitlines()[0]
         raise dg.Failure(
             description=message,
-            metadata=backfill_metadata(result, config.target_days),
+            metadata={**backfill_metadata(result, config.target_days), **api},
             allow_retries=False,
         )
     if not result.complete:
@@ -166,4 +171,4 @@ def transactions(
             f"backfill stopped early ({result.stop_reason}); the next run resumes. "
             f"coverage={result.coverage_percent:.2f}% missing_days={result.missing_days:.2f}"
         )
-    return dg.MaterializeResult(metadata=backfill_metadata(result, config.target_days))
+    return dg.MaterializeResult(metadata={**backfill_metadata(result, config.target_days), **api})
