@@ -278,6 +278,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             on_progress=progress,
         )
     finally:
+        from stx_pipeline.backfill.api_notice import record_api_notice
+
+        record_api_notice(client.deprecation.to_dict())
         client.close()
     progress.done()
     print(
@@ -325,6 +328,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                   + (f", ETA {eta / 60:.1f} min" if eta else ""))
     if progress.get("note"):
         print(f"Note:      {progress['note']}")
+    from stx_pipeline.backfill.api_notice import api_notice_line
+
+    notice = api_notice_line()
+    if notice:
+        print(f"API:       {notice}")
     print(f"Complete:  {progress['complete']}")
     return EXIT_OK
 

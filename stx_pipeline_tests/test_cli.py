@@ -91,6 +91,13 @@ def test_backfill_status_and_resume_exit_codes(make_simulator, tmp_path):
     assert " | INFO | backfill " in log_text  # the seed's log format
     status_file = json.loads((tmp_path / "status.json").read_text())
     assert status_file["status"] == "complete" and "timestamp" in status_file
+    # the server's deprecation of /extended/v1/tx is in the status JSON and `status`
+    api = status_file["api"]
+    assert api["api_version"] == sim.config.api_version
+    assert [d["path"] for d in api["deprecated"]] == ["/extended/v1/tx"] and api["what_to_do"]
+    assert "API:       Hiro v9.0.2" in human.stdout
+    assert "deprecated: /extended/v1/tx" in human.stdout
+    assert log_text.count("/extended/v1/tx is deprecated") == 2  # once per run
 
 
 def test_endpoint_gone_exits_1(make_simulator, tmp_path):

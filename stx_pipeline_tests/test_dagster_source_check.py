@@ -49,6 +49,7 @@ def test_deprecated_v1_source_warns_and_alerts(make_simulator, tmp_path: Path,
     assert hook.received[0]["message"] == text
     status = json.loads(Path(tmp_path / "backfill_status.json").read_text())
     assert status["last_alert"]["check"] == "source_not_deprecated"
+    assert [d["path"] for d in status["api"]["deprecated"]] == ["/extended/v1/tx"]
 
 
 def test_passes_without_deprecated_routes_and_before_any_run() -> None:

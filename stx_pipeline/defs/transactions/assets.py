@@ -141,6 +141,7 @@ def transactions(
 ) -> dg.MaterializeResult:
     """Run `ensure_transaction_history`; early stops succeed, an API error fails the run."""
     from stx_pipeline.backfill import StopReason, ensure_transaction_history
+    from stx_pipeline.backfill.api_notice import record_api_notice
 
     context.log.info(
         f"backfill: target_days={config.target_days} max_pages={config.max_pages} "
@@ -155,6 +156,7 @@ def transactions(
             client=client,
             on_progress=_ProgressLogger(context),
         )
+        record_api_notice(client.deprecation.to_dict())
         api = api_metadata(client.deprecation.to_dict())
     notice = deprecation_message({k: v.value for k, v in api.items()})
     if notice:
