@@ -23,6 +23,7 @@ from stx_pipeline.hiro.v3 import (
     BlockNotFound,
     block_at_time,
     block_transaction_summaries,
+    get_block,
     latest_block,
     list_blocks,
     list_transaction_summaries,
@@ -103,6 +104,9 @@ def test_page_and_block_endpoints(simulator: Simulator) -> None:
         assert at_h.results[0]["tx_id"] == inside.results[0]["tx_id"]
         assert at_h.current == summary_cursor(inside.results[0])
         assert block_at_time(c, busy.block_time) == busy
+        assert get_block(c, busy.height) == busy == get_block(c, busy.index_block_hash)
+        with pytest.raises(BlockNotFound):
+            get_block(c, 5)
         assert block_at_time(c, 1000) is None
         with pytest.raises(BlockNotFound):
             block_transaction_summaries(c, 1)

@@ -310,6 +310,15 @@ def test_v2_block_list_counts_and_cursors(simulator: Simulator) -> None:
     assert nf.status_code == 404 and nf.json()["message"] == "Cursor not found"
 
 
+def test_v2_single_block(simulator: Simulator) -> None:
+    listed = get(simulator, "/extended/v2/blocks", limit=3).json()["results"]
+    for ident in ("latest", listed[0]["height"], listed[0]["index_block_hash"]):
+        assert get(simulator, f"/extended/v2/blocks/{ident}").json() == listed[0]
+    assert get(simulator, f"/extended/v2/blocks/{listed[2]['hash']}").json() == listed[2]
+    assert get(simulator, "/extended/v2/blocks/7").json()["message"] == "Block not found"
+    assert get(simulator, "/extended/v2/blocks/average-times").status_code == 404
+
+
 def test_v2_block_by_time(simulator: Simulator) -> None:
     blocks = get(simulator, "/extended/v2/blocks", limit=5).json()["results"]
     b = blocks[2]

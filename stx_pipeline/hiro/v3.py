@@ -9,7 +9,8 @@ what is here is the request and answer shapes (hiro-api.md §2.1):
   block is not canonical (`BlockNotFound`), so it doubles as a reorg probe.
 - `/extended/v2/blocks`: blocks newest first with `tx_count`; here `prev_cursor` is the OLDER
   page (the reverse of v3), and `offset` is limited to +-300.
-- `/extended/v2/blocks/by-block-time/{unix}`: the newest block with `block_time <= unix`.
+- `/extended/v2/blocks/{id}`: one block; `/extended/v2/blocks/by-block-time/{unix}`: the
+  newest block with `block_time <= unix`.
 
 Start a walk at the top of block H with `top_of_block(H)` (`H:2147483647:32767`), never
 `H:0:0`: the server resolves that to a real row at (H,0,0) where one exists.
@@ -176,6 +177,19 @@ def list_blocks(
     )
 
 
+def get_block(client: HiroClient, block: int | str) -> Block:
+    """GET /extended/v2/blocks/{block}: one canonical block by height, (index) hash or
+    'latest'; `BlockNotFound` when it is not canonical."""
+    ident = _block_ident(block)
+    try:
+        body, _headers, _elapsed = client.get_json(f"{V2_BLOCKS_PATH}/{ident}", {}, _check_block)
+    except HiroRequestError as exc:
+        if exc.status == 404:
+            raise BlockNotFound(block, exc.server_message) from None
+        raise
+    return Block.from_json(body)
+
+
 def block_at_time(client: HiroClient, unix_seconds: int) -> Block | None:
     """GET /extended/v2/blocks/by-block-time/{t}: the newest block with block_time <= t,
     None when the chain starts later."""
@@ -192,10 +206,7 @@ def block_at_time(client: HiroClient, unix_seconds: int) -> Block | None:
 
 def latest_block(client: HiroClient) -> Block:
     """The chain tip as a `Block`."""
-    page = list_blocks(client, limit=1)
-    if not page.results:
-        raise BlockNotFound("tip", "the server lists no blocks")
-    return page.results[0]
+    return get_block(client, "latest")
 
 
 # --------------------------------------------------------------------------- shapes

@@ -538,6 +538,8 @@ def _route_name(path: str) -> str:
         return "v3_transactions"
     if path.startswith("/extended/v2/blocks/by-block-time/"):
         return "v2_block_by_time"
+    if path.startswith("/extended/v2/blocks/"):
+        return "v2_block"
     return "v2_blocks"
 
 

@@ -7,9 +7,10 @@ Routes (API v9.0.2, read from `src/api/routes/v3/*.ts`, `src/api/routes/v2/block
   newest first, as summaries; `total` is the chain's transaction count (0 on an empty page).
 - `GET /extended/v3/blocks/{latest|height|hash}/transactions`: the same paging inside one
   block; `total` is that block's `tx_count`; 404 for a block that is not canonical.
-- `GET /extended/v2/blocks?limit=0..30&offset=-300..300&cursor=<index_block_hash>` and
-  `GET /extended/v2/blocks/by-block-time/{unix}`: block lists with `tx_count`, hashes and
-  times. Neither is deprecated (only `/extended/v2/blocks/{id}/transactions` is).
+- `GET /extended/v2/blocks?limit=0..30&offset=-300..300&cursor=<index_block_hash>`,
+  `GET /extended/v2/blocks/{latest|height|hash}` and `GET /extended/v2/blocks/by-block-time/
+  {unix}`: blocks with `tx_count`, hashes and times. None is deprecated (only
+  `/extended/v2/blocks/{id}/transactions` is).
 
 The server wraps these answers with the same gateway, fault and header handling as v1.
 """
@@ -36,6 +37,7 @@ V3_TRANSACTIONS = "/extended/v3/transactions"
 V2_BLOCKS = "/extended/v2/blocks"
 _V3_BLOCK_TXS = re.compile(r"^/extended/v3/blocks/([^/]+)/transactions$")
 _V2_BY_TIME = re.compile(r"^/extended/v2/blocks/by-block-time/([^/]+)$")
+_V2_BLOCK = re.compile(r"^/extended/v2/blocks/(?!average-times$|by-block-time$)([^/]+)$")
 TX_CURSOR_PATTERN = "^[0-9]+:[0-9]+:[0-9]+$"
 BLOCK_CURSOR_PATTERN = "^0x[a-fA-F0-9]{64}$"
 _TX_CURSOR = re.compile(TX_CURSOR_PATTERN)
@@ -54,6 +56,7 @@ def serves(path: str) -> bool:
         path in (V3_TRANSACTIONS, V2_BLOCKS)
         or _V3_BLOCK_TXS.match(path) is not None
         or _V2_BY_TIME.match(path) is not None
+        or _V2_BLOCK.match(path) is not None
     )
 
 
@@ -263,6 +266,9 @@ class V3Routes:
                 m = _V2_BY_TIME.match(path)
                 if m:
                     return self._block_by_time(m.group(1), now, if_none_match)
+                m = _V2_BLOCK.match(path)
+                if m:
+                    return self._block(m.group(1), now, if_none_match)
         except ParamError as e:
             return Answer(400, e.body)
         return _not_found(f"Route GET:{path} not found")
@@ -389,6 +395,16 @@ class V3Routes:
             "results": results,
         }
         return Answer(200, body, headers)
+
+    def _block(self, ident: str, now: int, if_none_match: str | None) -> Answer:
+        _check_block_ident(ident)
+        b = self._find_block(ident, now)
+        if b is None:
+            return _not_found("Block not found")
+        headers, hit = self._block_cache(b, if_none_match)
+        if hit:
+            return Answer(304, None, headers)
+        return Answer(200, block_json(self.sim.chain, b), headers)
 
     def _block_by_time(self, raw: str, now: int, if_none_match: str | None) -> Answer:
         ts = _path_integer("timestamp", raw, 0)
