@@ -8,6 +8,7 @@ chain and its ground truth (hiro-api.md §2.1, §4.1).
 
 from __future__ import annotations
 
+import argparse
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 import requests
 
 from stx_pipeline.sim import Simulator
+from stx_pipeline.sim.cli_args import add_simulator_arguments, config_from_args
 from stx_pipeline.sim.cursor import I32_MAX, ListPositions, cursor_page
 
 MakeSim = Callable[..., Simulator]
@@ -374,3 +376,11 @@ def test_faults_and_malformed_summaries_reach_v3(make_simulator: MakeSim) -> Non
 def test_block_routes_send_no_warning(simulator: Simulator, path: str) -> None:
     r = get(simulator, path)
     assert "warning" not in r.headers and "x-api-version" in r.headers
+
+
+def test_cli_flags_for_the_delayed_410() -> None:
+    parser = argparse.ArgumentParser()
+    add_simulator_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--gone-after-requests", "5", "--gone-at", "123"]))
+    assert (cfg.gone, cfg.gone_after_requests, cfg.gone_at) == (False, 5, 123.0)
+    assert cfg.fault_settings().gone_after_requests == 5
