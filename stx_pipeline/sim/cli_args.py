@@ -36,6 +36,8 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
                    help="v1 answers 410 once this many v1 requests were served")
     f.add_argument("--gone-at", type=float, default=None,
                    help="v1 answers 410 from this sim time on (unix seconds)")
+    f.add_argument("--pre-v9", action="store_true",
+                   help="an API before v9.0.0: no /extended/v3 routes, no v1 deprecation")
     f.add_argument("--wrong-content-type", action="store_true", help="answer 200 text/html")
     f.add_argument("--rate-limit-rpm", type=int, default=None)
     f.add_argument("--ratelimit-reset-form", choices=("seconds", "timestamp"), default="seconds")
@@ -64,6 +66,7 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         gone_after_requests=ns.gone_after_requests,
         gone_at=ns.gone_at,
         wrong_content_type=ns.wrong_content_type,
+        pre_v9=ns.pre_v9,
         rate_limit_rpm=ns.rate_limit_rpm,
         ratelimit_reset_form=ns.ratelimit_reset_form,
         quota_exhausted_seconds=ns.quota_exhausted_seconds,

@@ -82,6 +82,8 @@ class SimConfig:
     ratelimit_reset_form: str = "seconds"  # or "timestamp"
     quota_exhausted_seconds: int | None = None
     api_version: str = "v9.0.2 (master:759c4a58)"
+    # An API from before v9.0.0: no /extended/v3 routes, no deprecation Warning on v1.
+    pre_v9: bool = False
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS:
@@ -369,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
                 with self.sim._stats.lock:
                     self.sim._stats.admin_requests += 1
                 self._send(self._admin(method, path, params, body))
-            elif method == "GET" and (path in (V1_TX_PATH, "/extended") or serves(path)):
+            elif method == "GET" and self._is_hiro_route(path):
                 self._hiro(path, params)
             else:
                 self._send(_json(404, {
@@ -378,6 +380,13 @@ class _Handler(BaseHTTPRequestHandler):
                 }))
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _is_hiro_route(self, path: str) -> bool:
+        if path in (V1_TX_PATH, "/extended"):
+            return True
+        if self.sim.config.pre_v9 and path.startswith("/extended/v3/"):
+            return False  # the v3 routes came with API v9.0.0
+        return serves(path)
 
     def _send(self, resp: _Response) -> None:
         self.send_response(resp.status)
@@ -398,7 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
             "access-control-expose-headers": "X-API-Version",
         }
         route = _route_name(path)
-        deprecated = path in DEPRECATED_PATHS
+        deprecated = path in DEPRECATED_PATHS and not sim.config.pre_v9
         if deprecated:
             common["warning"] = DEPRECATION_WARNING
         decision = sim.limiter.check()
