@@ -13,15 +13,11 @@ from stx_pipeline.defs.alerts.sensors import process_check_evaluations
 from stx_pipeline.defs.transactions.assets import transactions
 from stx_pipeline.defs.transactions.source_checks import source_not_deprecated
 from stx_pipeline_tests.loopback import WebhookReceiver
-from stx_pipeline_tests.test_dagster_materialize import (  # noqa: F401 - fixtures
-    isolated_env,
-    resources,
-    run_config,
-)
+from stx_pipeline_tests.test_dagster_materialize import resources, run_config
 
 
-def test_deprecated_v1_source_warns_and_alerts(make_simulator, tmp_path: Path,
-                                               monkeypatch) -> None:
+def test_deprecated_v1_source_warns_and_alerts(make_simulator, tmp_path: Path, monkeypatch,
+                                               isolated_env: None, status_file: Path) -> None:
     sim = make_simulator(history_days=2, tx_per_day=1500)
     with WebhookReceiver() as hook, dg.instance_for_test() as instance:
         monkeypatch.setenv("STX_PIPELINE_ALERT_WEBHOOK", hook.url)
@@ -47,7 +43,7 @@ def test_deprecated_v1_source_warns_and_alerts(make_simulator, tmp_path: Path,
         sent, _cursor = process_check_evaluations(dg.build_sensor_context(instance=instance))
     assert [(a.check, a.severity) for a in sent] == [("source_not_deprecated", "WARN")]
     assert hook.received[0]["message"] == text
-    status = json.loads(Path(tmp_path / "backfill_status.json").read_text())
+    status = json.loads(status_file.read_text())
     assert status["last_alert"]["check"] == "source_not_deprecated"
     assert [d["path"] for d in status["api"]["deprecated"]] == ["/extended/v1/tx"]
 
