@@ -11,12 +11,17 @@ import pydantic
 import pytest
 import yaml
 
+from stx_pipeline.defs import settings
 from stx_pipeline.defs.transactions.assets import TransactionsConfig
 from stx_pipeline.devserver import PROJECT_DAGSTER_YAML, PROJECT_ROOT, write_instance_yaml
+from stx_pipeline.metrics.sql import METRICS_TABLES
 
-ASSETS = {"transactions", "wallet_metrics", "dashboard"}
-CHECKS = {"backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh",
-          "source_not_deprecated"}
+ASSETS = {"transactions", "dashboard", *METRICS_TABLES}
+# The six warehouse checks are one step; `source_not_deprecated` reads only the event log.
+WAREHOUSE_CHECKS = {
+    "backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh",
+}
+CHECKS = {*WAREHOUSE_CHECKS, "source_not_deprecated"}
 BLOCKING = {"no_gaps", "unique_tx_id"}
 SENSORS = {
     "transactions_backfill_sensor",
@@ -62,23 +67,50 @@ def test_every_named_object_exists(repo: dg.RepositoryDefinition) -> None:
 
 def test_asset_wiring(repo: dg.RepositoryDefinition) -> None:
     graph = repo.asset_graph
-    tx, wm, dash = (dg.AssetKey(k) for k in ("transactions", "wallet_metrics", "dashboard"))
-    assert graph.get(wm).parent_keys == {tx}
-    assert graph.get(dash).parent_keys == {wm}
+    tx, dash = dg.AssetKey("transactions"), dg.AssetKey("dashboard")
+    tables = {dg.AssetKey(t) for t in METRICS_TABLES}
+    for table in tables:  # one catalog entry per table, built by one step
+        assert graph.get(table).parent_keys == {tx}
+        assert repo.assets_defs_by_key[table].op.name == "wallet_metrics"
+    assert graph.get(dash).parent_keys == tables
     assert graph.get(tx).group_name == "stacks"
     for check_key in graph.asset_check_keys:
         spec = graph.get_check_spec(check_key)
         assert spec.blocking == (check_key.name in BLOCKING), check_key.name
-    # Every step touching DuckDB is in the pool that dagster.yaml limits to 1.
-    for key in (tx, wm, dash):
+        if check_key.name in WAREHOUSE_CHECKS:
+            severity = "ERROR" if check_key.name in {*BLOCKING, "valid_rows"} else "WARN"
+            assert spec.description.startswith(severity), (check_key.name, spec.description)
+    # Every step touching DuckDB is in the pool that dagster.yaml limits to 1; the six
+    # checks are one step (one slot, one connection).
+    for key in (tx, dash, *tables):
         assert repo.assets_defs_by_key[key].op.pool == "duckdb"
+    warehouse_checks = {
+        key.name: d for key, d in repo.asset_checks_defs_by_key.items()
+        if key.name in WAREHOUSE_CHECKS
+    }
+    assert set(warehouse_checks) == WAREHOUSE_CHECKS
+    assert {d.node_def.name for d in warehouse_checks.values()} == {"transactions_checks"}
+    assert {d.op.pool for d in warehouse_checks.values()} == {"duckdb"}
     # The backfill job carries the checks of `transactions`.
     job = repo.get_job("transactions_backfill_job")
     assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == CHECKS
 
 
+def test_every_launch_path_runs_like_the_sensor(repo: dg.RepositoryDefinition) -> None:
+    """The Materialize button's implicit job and the named jobs: in-process executor; the
+    writing jobs carry the one set of writer tags."""
+    button = repo.get_implicit_job_def_for_assets([dg.AssetKey("transactions")])
+    assert button is not None and button.executor_def is dg.in_process_executor
+    for name in JOBS:
+        job = repo.get_job(name)
+        assert job.executor_def is dg.in_process_executor, name
+        assert settings.writer_run_tags().items() <= job.tags.items(), name
+
+
 def test_config_rejects_non_positive_target() -> None:
-    assert TransactionsConfig().target_days == 180
+    # The defaults are the settings, so an empty config (the button) gets the sensor's.
+    assert TransactionsConfig().target_days == settings.default_target_days()
+    assert TransactionsConfig().max_pages == settings.max_pages_per_run()
     with pytest.raises(pydantic.ValidationError):
         TransactionsConfig(target_days=0)
 

@@ -16,18 +16,18 @@ from stx_pipeline.defs.metrics.assets import dashboard, wallet_metrics
 from stx_pipeline.defs.resources import HiroResource
 from stx_pipeline.defs.transactions import checks
 from stx_pipeline.defs.transactions.assets import TransactionsConfig, transactions
+from stx_pipeline.metrics.sql import METRICS_TABLES
 from stx_pipeline.sim import Simulator
 from stx_pipeline_tests.exactness import compare_with_truth
 
-CHECKS = [
-    checks.backfill_complete,
-    checks.no_gaps,
-    checks.unique_tx_id,
-    checks.valid_rows,
-    checks.no_rejected_rows,
-    checks.fresh,
-]
+CHECKS = [checks.transactions_checks]
+CHECK_NAMES = set(checks.CHECKS)
 ALL = [transactions, wallet_metrics, dashboard, *CHECKS]
+
+
+def only(*names: str) -> dg.AssetSelection:
+    """Some of the checks of `transactions` (the multi-asset check can run a subset)."""
+    return dg.AssetSelection.checks(*(dg.AssetCheckKey(checks.TRANSACTIONS, n) for n in names))
 TARGET_DAYS = 2
 
 
@@ -47,7 +47,11 @@ def run_config(target_days: int = TARGET_DAYS, max_pages: int = 10_000) -> dg.Ru
 
 
 def meta(result: dg.ExecuteInProcessResult, key: str) -> dict[str, Any]:
-    mats = result.asset_materializations_for_node(key)
+    mats = [
+        e.step_materialization_data.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(key)
+    ]
     assert mats, f"no materialization of {key}"
     return {k: v.value for k, v in mats[-1].metadata.items()}
 
@@ -85,7 +89,8 @@ def test_whole_graph_against_the_simulator(
     assert tx["rows_new"] == tx["rows_total"]
     assert tx["pages"] > 0 and tx["retries"] == 0 and tx["responses_429"] == 0
     assert tx["oldest_block_time"] <= tx["newest_block_time"]
-    assert "Backfill complete" in tx["summary"]
+    assert next(iter(tx)) == "summary"
+    assert tx["summary"].startswith("**Backfill complete**: the 2-day target is covered.")
     with duckdb.connect(str(db), read_only=True) as con:
         oldest, newest = con.execute(
             "SELECT epoch(min(block_time)), epoch(max(block_time)) FROM transactions"
@@ -94,17 +99,37 @@ def test_whole_graph_against_the_simulator(
     assert tx["newest_block_time"] == pytest.approx(newest)
 
     evals = evaluations(result)
-    assert set(evals) == {c.check_key.name for c in CHECKS}
+    assert set(evals) == CHECK_NAMES
+    # All six in one step: one pool slot, one connection.
+    check_steps = {
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_START"
+    } - {"transactions", "wallet_metrics", "dashboard"}
+    assert check_steps == {"transactions_checks"}, check_steps
     failed = {name: e.description for name, e in evals.items() if not e.passed}
     assert not failed, failed
     assert evals["backfill_complete"].metadata["missing_days"].value == 0
 
-    metrics = meta(result, "wallet_metrics")
-    assert metrics["canonical_rows"] == tx["rows_total"]
-    assert "Wallet metrics" in metrics["summary"]
+    # Each metrics table is an asset with its own row count and columns, not one sum.
+    with duckdb.connect(str(db), read_only=True) as con:
+        for table in METRICS_TABLES:
+            table_meta = meta(result, table)
+            rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert table_meta["dagster/row_count"] == rows, table
+            columns = [c.name for c in table_meta["dagster/column_schema"].columns]
+            assert columns == [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    build = meta(result, "metrics_run")
+    assert build["canonical_rows"] == tx["rows_total"]
+    assert next(iter(build)) == "summary" and "calendar days covered" in build["summary"]
+    assert 0 < build["calendar_days_covered_percent"] < tx["coverage_percent"]
+    kpis = meta(result, "metrics_daily_activity")
+    assert next(iter(kpis)) == "summary" and "| DAU |" in kpis["summary"]
+    for key in ("success_rate_percent", "stickiness_percent", "fees_stx"):
+        assert kpis[key] == round(kpis[key], 2), (key, kpis[key])
+    assert 0 < kpis["success_rate_percent"] <= 100
     dash = meta(result, "dashboard")
     path = Path(dash["path"])
     assert path == tmp_path / "dash" / "wallet_metrics.html" and path.stat().st_size > 10_000
+    assert dash["open"] == path.as_uri()
     assert "| DAU |" in dash["kpis"]
 
     # Running again is a cheap refresh: nothing new on a frozen chain, still complete.
@@ -184,10 +209,10 @@ def test_forged_duplicate_fails_unique_tx_id(
         con.execute("ALTER TABLE tx_nopk RENAME TO transactions")
         con.execute("INSERT INTO transactions SELECT * FROM transactions LIMIT 1")
     result = dg.materialize(
-        [transactions, checks.unique_tx_id, checks.valid_rows],
+        [transactions, *CHECKS],
         instance=instance,
         resources=resources(sim, forged),
-        selection=dg.AssetSelection.checks(checks.unique_tx_id, checks.valid_rows),
+        selection=only("unique_tx_id", "valid_rows"),
         raise_on_error=False,
     )
     evals = evaluations(result)
@@ -196,6 +221,7 @@ def test_forged_duplicate_fails_unique_tx_id(
     assert dup.metadata["duplicate_rows"].value == 1
     assert len(dup.metadata["duplicate_samples"].value) == 1
     assert evals["valid_rows"].passed
+    assert set(evals) == {"unique_tx_id", "valid_rows"}, "a subset runs only what it selects"
 
 
 def test_api_error_fails_the_run_with_the_message(
@@ -222,13 +248,13 @@ def test_api_error_fails_the_run_with_the_message(
 
 
 def _run_checks(
-    instance: dg.DagsterInstance, sim: Simulator, db: Path, *check_defs: Any
+    instance: dg.DagsterInstance, sim: Simulator, db: Path, *names: str
 ) -> dict[str, dg.AssetCheckEvaluation]:
     result = dg.materialize(
-        [transactions, *check_defs],
+        [transactions, *CHECKS],
         instance=instance,
         resources=resources(sim, db),
-        selection=dg.AssetSelection.checks(*check_defs),
+        selection=only(*names),
         raise_on_error=False,
     )
     return evaluations(result)
@@ -248,7 +274,7 @@ def test_forged_hole_or_miscount_fails_no_gaps(
         run_config=run_config(target_days=1),
     )
     assert meta(first, "transactions")["complete"] is True
-    assert _run_checks(instance, sim, db, checks.no_gaps)["no_gaps"].passed
+    assert _run_checks(instance, sim, db, "no_gaps")["no_gaps"].passed
 
     holed = tmp_path / "holed.duckdb"
     shutil.copy(db, holed)
@@ -261,7 +287,7 @@ def test_forged_hole_or_miscount_fails_no_gaps(
         # the target, where a hole is not a gap of the target window
         middle = sealed[len(sealed) // 2][0]
         con.execute("DELETE FROM coverage_ledger WHERE window_start = ?", [middle])
-    hole = _run_checks(instance, sim, holed, checks.no_gaps)["no_gaps"]
+    hole = _run_checks(instance, sim, holed, "no_gaps")["no_gaps"]
     assert not hole.passed and hole.severity == dg.AssetCheckSeverity.ERROR
     assert hole.metadata["gaps"].value == 1 and hole.metadata["gap_seconds"].value > 0
 
@@ -272,7 +298,7 @@ def test_forged_hole_or_miscount_fails_no_gaps(
             "UPDATE coverage_ledger SET loaded = loaded - 1 WHERE window_start = ?",
             [middle],
         )
-    bad = _run_checks(instance, sim, miscounted, checks.no_gaps)["no_gaps"]
+    bad = _run_checks(instance, sim, miscounted, "no_gaps")["no_gaps"]
     assert not bad.passed and bad.metadata["miscounted_windows"].value == 1
 
 
@@ -302,3 +328,27 @@ def test_gap_rules_in_progress_and_complete() -> None:
     # Windows entirely older than the target are ignored.
     found = checks.find_ledger_gaps([window(-500, -400), window(0, 99)], target_epoch=0)
     assert found["windows_checked"] == 1 and not found["gaps"]
+
+
+def test_a_chain_younger_than_the_target_is_not_called_the_target(
+    make_simulator: Callable[..., Simulator],
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    sim = make_simulator(history_days=1.5, tx_per_day=1000)
+    result = dg.materialize(
+        [transactions, *CHECKS],
+        instance=instance,
+        resources=resources(sim, tmp_path / "wallet_metrics.duckdb"),
+        run_config=run_config(target_days=5),
+    )
+    tx = meta(result, "transactions")
+    assert tx["stop_reason"] == "start_of_chain" and tx["complete"] is True
+    assert "start of the chain" in tx["summary"]
+    assert "younger than the 5-day target" in tx["summary"]
+    assert "target is covered" not in tx["summary"]
+    check = evaluations(result)["backfill_complete"]
+    assert check.passed
+    assert check.description.startswith("complete back to the start of the chain")
+    assert "covers the 5-day target" not in check.description
+    assert check.metadata["reaches_start_of_chain"].value is True

@@ -101,6 +101,32 @@ def test_daily_run_in_flight_also_blocks(instance: dg.DagsterInstance) -> None:
     assert not tick(instance, None).run_requests
 
 
+def test_every_run_that_writes_blocks_a_new_request(instance: dg.DagsterInstance) -> None:
+    """A Materialize-button run (implicit asset job, no tags) and a metrics run count too;
+    a run that materializes nothing (checks only) does not."""
+    materialize(instance, rows=100, oldest_days_ago=2)
+    button = str(uuid.uuid4())
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=button,
+            status=dg.DagsterRunStatus.NOT_STARTED,
+            asset_selection=frozenset({dg.AssetKey(settings.TRANSACTIONS_KEY)}),
+        )
+    )
+    result = tick(instance, None)
+    assert not result.run_requests and button in result.skip_reason.skip_message
+    instance.delete_run(button)
+
+    metrics = add_run(instance, settings.METRICS_JOB_NAME, dg.DagsterRunStatus.STARTED)
+    result = tick(instance, None)
+    assert not result.run_requests and metrics in result.skip_reason.skip_message
+    instance.delete_run(metrics)
+
+    add_run(instance, "__ASSET_JOB", dg.DagsterRunStatus.STARTED)  # checks only
+    assert len(tick(instance, None).run_requests) == 1
+
+
 def test_skips_when_complete(instance: dg.DagsterInstance) -> None:
     materialize(
         instance, rows=500, oldest_days_ago=181, complete=True, stop_reason="target_reached"
@@ -197,7 +223,7 @@ def test_metrics_wait_for_a_run_in_flight_and_skip_when_already_newer(
     assert busy.cursor is None, "not handled yet: retried when the run is done"
     instance.delete_run(run_id)
     # The daily job built the metrics after this transactions: nothing to do.
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="wallet_metrics"))
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="metrics_run"))
     newer = metrics_tick(instance, None)
     assert not newer.run_requests and newer.cursor
 

@@ -1,4 +1,5 @@
-"""Resources shared by every domain: the Hiro API client factory and the DuckDB file."""
+"""Resources shared by every domain (the Hiro API client factory, the DuckDB file) and the
+default executor of every job, including the one behind the Materialize button."""
 
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def _optional_env(name: str) -> dg.EnvVar | None:
 def resources() -> dg.Definitions:
     rpm = os.environ.get("HIRO_RPM", "").strip()
     return dg.Definitions(
+        # Every step opens the one DuckDB file and steps run one at a time anyway (pool
+        # "duckdb"): a process per step would only add start-up time. As the default it
+        # also applies to Dagster's implicit asset job, i.e. to the Materialize button.
+        executor=dg.in_process_executor,
         resources={
             "hiro": HiroResource(
                 api_key=_optional_env("HIRO_API_KEY"),

@@ -1,7 +1,10 @@
 """Environment-driven settings of the Dagster layer, read at call time.
 
 Read lazily (not at import) so that tests and `devserver` can set the environment
-after the definitions module has been imported.
+after the definitions module has been imported. One function per decision: every way to
+launch `transactions` (Materialize button, sensor, schedule) takes its target from
+`default_target_days()`, and every job that writes the warehouse its tags from
+`writer_run_tags()`.
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB_RELATIVE = Path("data/cache/wallet_metrics.duckdb")
+DEFAULT_DASHBOARD_RELATIVE = Path("data/dashboards/wallet_metrics.html")
+DEFAULT_TARGET_DAYS = 180
+DEFAULT_MAX_PAGES = 10_000
 
 TRANSACTIONS_KEY = "transactions"
 BACKFILL_JOB_NAME = "transactions_backfill_job"
 DAILY_JOB_NAME = "daily_refresh_job"
+METRICS_JOB_NAME = "metrics_refresh_job"
 DUCKDB_POOL = "duckdb"
+# dagster.yaml limits runs carrying this tag to one at a time (tag_concurrency_limits).
+WRITER_TAG = "stx_pipeline/writer"
 
 
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
@@ -45,6 +54,20 @@ def db_path() -> str:
     return str(PROJECT_ROOT / DEFAULT_DB_RELATIVE)
 
 
+def dashboard_path() -> Path:
+    """`$STX_PIPELINE_DASHBOARD` or `<repo>/data/dashboards/wallet_metrics.html`."""
+    env = os.environ.get("STX_PIPELINE_DASHBOARD", "").strip()
+    if env:
+        return Path(env).resolve()
+    return PROJECT_ROOT / DEFAULT_DASHBOARD_RELATIVE
+
+
+def dashboard_url() -> str:
+    """Where a browser opens the dashboard: `$STX_PIPELINE_DASHBOARD_URL` (set by
+    `stx-pipeline ui`, which serves the file) or the file's own `file://` URI."""
+    return os.environ.get("STX_PIPELINE_DASHBOARD_URL", "").strip() or dashboard_path().as_uri()
+
+
 def sensor_interval_seconds() -> int:
     return _env_int("STX_PIPELINE_SENSOR_INTERVAL", 60)
 
@@ -62,9 +85,26 @@ def fresh_hours() -> float:
 
 
 def default_target_days() -> int:
-    return _env_int("STX_PIPELINE_TARGET_DAYS", 180)
+    """The history target of every launch of `transactions` (`STX_PIPELINE_TARGET_DAYS`)."""
+    return _env_int("STX_PIPELINE_TARGET_DAYS", DEFAULT_TARGET_DAYS)
 
 
 def max_pages_per_run() -> int:
-    """Page budget of one sensor/schedule-driven run (`dg.Config` default otherwise)."""
-    return _env_int("STX_PIPELINE_MAX_PAGES", 10_000)
+    """Page budget of one run of `transactions` (`STX_PIPELINE_MAX_PAGES`)."""
+    return _env_int("STX_PIPELINE_MAX_PAGES", DEFAULT_MAX_PAGES)
+
+
+def progress_interval_seconds() -> float:
+    """How often a running backfill records its progress in Dagster (default 10 s)."""
+    return _env_float("STX_PIPELINE_PROGRESS_SECONDS", 10.0)
+
+
+def writer_run_tags() -> dict[str, str]:
+    """Run tags of every job that writes the warehouse file (backfill, daily, metrics).
+
+    The one place for writer run tags: add a tag here and every writing job carries it.
+    Runs launched with the Materialize button use Dagster's implicit asset job, which
+    takes no job tags in Dagster 1.13; the pool (`DUCKDB_POOL`, on every asset and check)
+    and the sensor's in-flight test (any run that materializes an asset) cover those.
+    """
+    return {WRITER_TAG: "duckdb"}

@@ -1,4 +1,4 @@
-"""`metrics_refresh_sensor`: wallet_metrics and dashboard follow every new `transactions`.
+"""`metrics_refresh_sensor`: the metrics tables and dashboard follow every new `transactions`.
 
 Reads only the event log and run storage. A materialization is acted on once its run
 has finished (so its checks have been evaluated) and only if the blocking checks of
@@ -10,10 +10,11 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from stx_pipeline.defs import settings
+from stx_pipeline.defs.metrics.assets import BUILD_TABLE
 from stx_pipeline.defs.metrics.jobs import metrics_refresh_job
 
 TRANSACTIONS = dg.AssetKey(settings.TRANSACTIONS_KEY)
-WALLET_METRICS = dg.AssetKey("wallet_metrics")
+METRICS_BUILD = dg.AssetKey(BUILD_TABLE)  # written by every metrics build
 BLOCKING_CHECKS = ("no_gaps", "unique_tx_id")
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -52,10 +53,10 @@ def evaluate_metrics_refresh(
     storage_id, run_id = latest
     if storage_id <= handled:
         return dg.SkipReason("metrics already follow the latest transactions"), context.cursor
-    metrics = _latest_storage_id(instance, WALLET_METRICS)
+    metrics = _latest_storage_id(instance, METRICS_BUILD)
     if metrics is not None and metrics[0] > storage_id:
         # Built after it, e.g. by the daily job that refreshes everything in one run.
-        return dg.SkipReason("wallet_metrics is newer than transactions"), str(storage_id)
+        return dg.SkipReason("the metrics are newer than transactions"), str(storage_id)
     run = instance.get_run_by_id(run_id) if run_id else None
     if run is not None and not run.is_finished:
         return dg.SkipReason(f"waiting for run {run_id} (checks) to finish"), context.cursor
@@ -82,7 +83,7 @@ def evaluate_metrics_refresh(
     job=metrics_refresh_job,
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Runs wallet_metrics + dashboard after each new transactions materialization.",
+    description="Rebuilds the metrics tables and the dashboard after each new `transactions`.",
 )
 def metrics_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     decision, cursor = evaluate_metrics_refresh(context)

@@ -7,7 +7,7 @@ they need (completeness, oldest row, rows) is recorded here.
 # No `from __future__ import annotations` in decorated modules: Dagster inspects the
 # `context` type hints at definition time.
 
-import time
+import os
 from datetime import datetime
 from typing import Any
 
@@ -15,17 +15,30 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, field_validator
 
-from stx_pipeline.backfill.result import BackfillResult
+from stx_pipeline.backfill import BackfillResult, StopReason, ensure_transaction_history
+from stx_pipeline.backfill.api_notice import record_api_notice
 from stx_pipeline.defs import settings
-from stx_pipeline.defs.resources import HiroResource
+from stx_pipeline.defs.resources import HiroResource, read_only_connection
+from stx_pipeline.defs.transactions.progress import ProgressReporter
 from stx_pipeline.defs.transactions.source_checks import api_metadata, deprecation_message
 
 
 class TransactionsConfig(dg.Config):
-    """Run config of one backfill run (the CLI's `backfill` options)."""
+    """Run config of one backfill run (the CLI's `backfill` options).
 
-    target_days: int = Field(default=180, description="History to cover, in days before now.")
-    max_pages: int = Field(default=10_000, description="Page budget of this run.")
+    The defaults are the settings (`STX_PIPELINE_TARGET_DAYS`, `STX_PIPELINE_MAX_PAGES`)
+    as the code location read them when it loaded: the Materialize button (empty config)
+    and the launchpad get the same target and budget as the sensor and the schedule.
+    """
+
+    target_days: int = Field(
+        default=settings.default_target_days(),
+        description="History to cover, in days before now (`STX_PIPELINE_TARGET_DAYS`).",
+    )
+    max_pages: int = Field(
+        default=settings.max_pages_per_run(),
+        description="Page budget of this run (`STX_PIPELINE_MAX_PAGES`).",
+    )
     force_refresh: bool = Field(
         default=False, description="Clear table and ledger once, then refetch everything."
     )
@@ -42,59 +55,76 @@ def _ts(value: datetime | None) -> dg.MetadataValue | None:
     return dg.MetadataValue.timestamp(value) if value is not None else None
 
 
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"
+
+
+def headline(result: BackfillResult, target_days: int) -> str:
+    """One sentence: where the history stands, never claiming a target that was not met."""
+    if result.stop_reason is StopReason.START_OF_CHAIN:
+        return (
+            f"**Backfill complete** back to the start of the chain "
+            f"({_when(result.oldest_block_time)}): the chain is younger than the "
+            f"{target_days}-day target."
+        )
+    if result.complete:
+        return f"**Backfill complete**: the {target_days}-day target is covered."
+    return (
+        f"**Backfill in progress**: {result.coverage_percent:.2f} % of the {target_days}-day "
+        f"target covered, {result.missing_days:.2f} days missing; stopped on "
+        f"`{result.stop_reason.value}`, the next run resumes."
+    )
+
+
 def summary_markdown(result: BackfillResult, target_days: int) -> str:
-    """A short human summary for the asset page."""
-    reason = result.stop_reason.value
-    oldest = result.oldest_block_time
-    newest = result.newest_block_time
+    """The asset page's first metadata entry: what each figure is, in words."""
     lines = [
-        f"**Backfill {'complete' if result.complete else 'in progress'}** "
-        f"— stopped: `{reason}`",
+        headline(result, target_days),
         "",
-        "| figure | value |",
-        "|---|---|",
-        f"| target | {target_days} days |",
-        f"| coverage | {result.coverage_percent:.2f} % |",
-        f"| missing days | {result.missing_days:.2f} |",
-        f"| rows total / new | {result.rows_total:,} / "
-        f"{result.rows_inserted:,} |",
-        f"| windows sealed / total | {result.windows_sealed_total:,} / "
-        f"{result.windows_total:,} |",
-        f"| pages / requests | {result.pages:,} / "
-        f"{result.requests:,} |",
-        f"| retries / 429s | {result.retries} / "
-        f"{result.responses_429} |",
-        f"| oldest block_time | {oldest.isoformat() if oldest else '—'} |",
-        f"| newest block_time | {newest.isoformat() if newest else '—'} |",
-        f"| elapsed | {result.elapsed_seconds:.1f} s |",
+        "| figure | value | meaning |",
+        "|---|---|---|",
+        f"| coverage | {result.coverage_percent:.2f} % | share of the span from the target "
+        "(or the chain's start) to the newest block held in sealed, fully counted ledger "
+        "windows |",
+        f"| missing | {result.missing_days:.2f} days | that span not sealed yet |",
+        f"| rows | {result.rows_total:,} (+{result.rows_inserted:,} this run) | canonical "
+        "transactions in the file |",
+        f"| windows sealed | {result.windows_sealed_total:,} of {result.windows_total:,} | "
+        "ledger windows from the target to the head |",
+        f"| requests | {result.requests:,} ({result.retries} retried, "
+        f"{result.responses_429} × HTTP 429) | API calls of this run |",
+        f"| oldest / newest block | {_when(result.oldest_block_time)} / "
+        f"{_when(result.newest_block_time)} | `block_time` of the rows |",
+        f"| elapsed | {result.elapsed_seconds:.1f} s | this run |",
     ]
     return "\n".join(lines)
 
 
 def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any]:
-    """Materialization metadata of one run; keys are read back by the backfill sensor."""
-    rows_total = result.rows_total
+    """Materialization metadata of one run, the summary first; keys are read back by the
+    backfill sensor and share their labels with the progress observations."""
     meta: dict[str, Any] = {
-        "rows_total": dg.MetadataValue.int(rows_total),
+        "summary": dg.MetadataValue.md(summary_markdown(result, target_days)),
+        "complete": dg.MetadataValue.bool(result.complete),
+        "stop_reason": dg.MetadataValue.text(result.stop_reason.value),
+        "target_days": dg.MetadataValue.int(target_days),
+        "coverage_percent": dg.MetadataValue.float(round(result.coverage_percent, 2)),
+        "missing_days": dg.MetadataValue.float(round(result.missing_days, 3)),
+        "rows_total": dg.MetadataValue.int(result.rows_total),
         "rows_new": dg.MetadataValue.int(result.rows_inserted),
         "rows_updated": dg.MetadataValue.int(result.rows_updated),
         "rows_orphaned": dg.MetadataValue.int(result.rows_orphaned),
         "rows_rejected": dg.MetadataValue.int(result.rows_rejected),
+        "windows_sealed": dg.MetadataValue.int(result.windows_sealed_total),
+        "windows_total": dg.MetadataValue.int(result.windows_total),
+        "windows_sealed_this_run": dg.MetadataValue.int(result.windows_sealed),
         "pages": dg.MetadataValue.int(result.pages),
         "requests": dg.MetadataValue.int(result.requests),
-        "coverage_percent": dg.MetadataValue.float(result.coverage_percent),
-        "windows_sealed": dg.MetadataValue.int(result.windows_sealed_total),
-        "windows_sealed_this_run": dg.MetadataValue.int(result.windows_sealed),
-        "windows_total": dg.MetadataValue.int(result.windows_total),
-        "stop_reason": dg.MetadataValue.text(result.stop_reason.value),
-        "complete": dg.MetadataValue.bool(result.complete),
-        "target_days": dg.MetadataValue.int(target_days),
-        "missing_days": dg.MetadataValue.float(result.missing_days),
         "retries": dg.MetadataValue.int(result.retries),
         "responses_429": dg.MetadataValue.int(result.responses_429),
-        "elapsed_seconds": dg.MetadataValue.float(result.elapsed_seconds),
-        "summary": dg.MetadataValue.md(summary_markdown(result, target_days)),
-        "dagster/row_count": dg.MetadataValue.int(rows_total),
+        "rows_per_second": dg.MetadataValue.float(round(result.rows_per_second, 1)),
+        "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed_seconds, 1)),
+        "dagster/row_count": dg.MetadataValue.int(result.rows_total),
     }
     for key in ("oldest_block_time", "newest_block_time", "target_time"):
         ts = _ts(getattr(result, key))
@@ -103,23 +133,15 @@ def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any
     return meta
 
 
-class _ProgressLogger:
-    """Forwards the core's progress callbacks to the run log, at most every few seconds."""
-
-    def __init__(self, context: dg.AssetExecutionContext, every_seconds: float = 10.0) -> None:
-        self._context = context
-        self._every = every_seconds
-        self._last = 0.0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        now = time.monotonic()
-        if now - self._last < self._every:
-            return
-        self._last = now
-        payload = args[0] if len(args) == 1 and not kwargs else (args or kwargs)
-        if hasattr(payload, "to_dict"):
-            payload = payload.to_dict()
-        self._context.log.info(f"backfill progress: {payload}")
+def canonical_rows_before(database: str, force_refresh: bool) -> int:
+    """Rows already in the file, so that progress can say the total, not only this run's."""
+    if force_refresh or not os.path.exists(database):
+        return 0
+    with read_only_connection(database) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "transactions" not in tables:
+            return 0
+        return int(con.execute("SELECT count(*) FROM transactions WHERE canonical").fetchone()[0])
 
 
 @dg.asset(
@@ -128,10 +150,16 @@ class _ProgressLogger:
     kinds={"duckdb", "python"},
     pool=settings.DUCKDB_POOL,
     description=(
-        "Every Stacks transaction of the last `target_days`, exact and resumable: one run "
-        "fills uncovered ledger windows newest first until the target, a page budget, "
-        "or a clean early stop."
+        "Every Stacks transaction of the last `target_days` (default "
+        f"{settings.default_target_days()} days, `STX_PIPELINE_TARGET_DAYS`), exact and "
+        "resumable: one run fills uncovered ledger windows newest first until the target, "
+        "a page budget, or a clean early stop. While it runs, progress observations "
+        "(coverage, rows, rate, ETA) appear in Events and Plots."
     ),
+    metadata={
+        "target_days": settings.default_target_days(),
+        "max_pages_per_run": settings.max_pages_per_run(),
+    },
 )
 def transactions(
     context: dg.AssetExecutionContext,
@@ -140,21 +168,27 @@ def transactions(
     duckdb: DuckDBResource,
 ) -> dg.MaterializeResult:
     """Run `ensure_transaction_history`; early stops succeed, an API error fails the run."""
-    from stx_pipeline.backfill import StopReason, ensure_transaction_history
-    from stx_pipeline.backfill.api_notice import record_api_notice
-
     context.log.info(
-        f"backfill: target_days={config.target_days} max_pages={config.max_pages} "
-        f"force_refresh={config.force_refresh} api={hiro.resolved_base_url()}"
+        f"backfill to a {config.target_days}-day target, at most {config.max_pages:,} pages"
+        f"{', clearing the table first' if config.force_refresh else ''}; "
+        f"API {hiro.resolved_base_url()}, warehouse {duckdb.database}"
     )
+    rows_before = canonical_rows_before(duckdb.database, config.force_refresh)
     with hiro.get_client() as client:
+        reporter = ProgressReporter(
+            context,
+            client=client,
+            rows_before=rows_before,
+            target_days=config.target_days,
+            every_seconds=settings.progress_interval_seconds(),
+        )
         result = ensure_transaction_history(
             max_days=config.target_days,
             force_refresh=config.force_refresh,
             max_pages=config.max_pages,
             db_path=duckdb.database,
             client=client,
-            on_progress=_ProgressLogger(context),
+            on_progress=reporter,
         )
         record_api_notice(client.deprecation.to_dict())
         api = api_metadata(client.deprecation.to_dict())
@@ -170,7 +204,7 @@ def transactions(
         )
     if not result.complete:
         context.log.warning(
-            f"backfill stopped early ({result.stop_reason}); the next run resumes. "
-            f"coverage={result.coverage_percent:.2f}% missing_days={result.missing_days:.2f}"
+            f"backfill stopped early ({result.stop_reason.value}); the next run resumes: "
+            f"{result.coverage_percent:.2f} % covered, {result.missing_days:.2f} days missing"
         )
     return dg.MaterializeResult(metadata={**backfill_metadata(result, config.target_days), **api})

@@ -1,15 +1,17 @@
-"""Data-quality checks on `transactions`, each on a brief read-only DuckDB connection.
+"""Data-quality checks on `transactions`: one step, one read-only DuckDB connection.
 
-Severity follows the impact: a hole, a duplicate or an invalid row makes every metric
-wrong (ERROR, and the first two block downstream assets); an unfinished backfill, stale
-data or rejected rows are worth a look but not a stop (WARN).
+`transactions_checks` is a multi-asset check, so a run takes one pool slot for all six
+instead of six steps each waiting on the `duckdb` pool. Severity follows the impact and is
+stated first in each description: a hole, a duplicate or an invalid row makes every metric
+wrong (ERROR; the first two block downstream assets); an unfinished backfill, stale data
+or rejected rows are worth a look but not a stop (WARN).
 """
 
 import math
 import os
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,11 +19,13 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from stx_pipeline.backfill.status import progress_from_db
 from stx_pipeline.defs import settings
 from stx_pipeline.defs.resources import read_only_connection
 
 TRANSACTIONS = dg.AssetKey(settings.TRANSACTIONS_KEY)
 MAX_SAMPLES = 10
+BLOCKS = "ERROR, blocks metrics and dashboard"
 
 
 def latest_transactions_metadata(instance: dg.DagsterInstance) -> dict[str, Any]:
@@ -32,21 +36,30 @@ def latest_transactions_metadata(instance: dg.DagsterInstance) -> dict[str, Any]
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def target_days_for(context: dg.AssetCheckExecutionContext) -> int:
-    """The target of the latest run (checks have no config of their own), else the default."""
-    value = latest_transactions_metadata(context.instance).get("target_days")
-    try:
-        return int(value) if value is not None else settings.default_target_days()
-    except (TypeError, ValueError):
-        return settings.default_target_days()
+def target_days_of(latest: dict[str, Any]) -> int:
+    """The target of the latest run (checks have no config of their own), else the setting."""
+    value = latest.get("target_days")
+    return int(value) if isinstance(value, int | float) else settings.default_target_days()
 
 
 @contextmanager
 def _warehouse(duckdb_resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     if not os.path.exists(duckdb_resource.database):
-        raise dg.Failure(f"DuckDB file {duckdb_resource.database} does not exist yet")
+        raise dg.Failure(
+            f"DuckDB file {duckdb_resource.database} does not exist yet: materialize "
+            "`transactions` first"
+        )
     with read_only_connection(duckdb_resource.database) as con:
         yield con
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What every check may need besides the file: the latest run's claims and the time."""
+
+    target_days: int
+    claims_complete: bool
+    now: datetime
 
 
 # --- coverage ledger ------------------------------------------------------------------
@@ -109,79 +122,6 @@ def find_ledger_gaps(windows: list[dict[str, Any]], target_epoch: int) -> dict[s
     return result
 
 
-@dg.asset_check(
-    asset=TRANSACTIONS,
-    description="Every ledger window from the target to the newest sealed one is sealed.",
-    pool=settings.DUCKDB_POOL,
-)
-def backfill_complete(
-    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
-) -> dg.AssetCheckResult:
-    """WARN while the history does not reach the target yet; says how many days are missing."""
-    target_days = target_days_for(context)
-    progress = _backfill_progress(target_days, duckdb)
-    complete = bool(progress.get("complete"))
-    missing = float(progress.get("missing_days") or 0.0)
-    meta: dict[str, Any] = {
-        "target_days": target_days,
-        "missing_days": dg.MetadataValue.float(round(missing, 4)),
-        "missing_days_rounded_up": math.ceil(missing - 1e-9) if missing > 0 else 0,
-        "coverage_percent": dg.MetadataValue.float(
-            float(progress.get("percent_complete", progress.get("coverage_percent")) or 0)
-        ),
-        "rows": int(progress.get("rows") or 0),
-        "source": str(progress.get("source", "check_backfill_progress")),
-    }
-    for key in ("oldest", "newest", "target_time"):
-        value = progress.get(key)
-        if value is not None:
-            meta[key] = str(value)
-    return dg.AssetCheckResult(
-        passed=complete,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"history covers the {target_days}-day target"
-            if complete
-            else f"{missing:.2f} of {target_days} days still missing"
-        ),
-        metadata=meta,
-    )
-
-
-def _backfill_progress(target_days: int, duckdb_resource: DuckDBResource) -> dict[str, Any]:
-    """The core's progress report, falling back to the ledger when it lacks the figures."""
-    try:
-        from stx_pipeline.backfill.status import check_backfill_progress
-    except ImportError:  # core not installed yet: ledger only
-        check_backfill_progress = None
-    if check_backfill_progress is not None:
-        progress = dict(
-            check_backfill_progress(target_days=target_days, db_path=duckdb_resource.database)
-        )
-        if "complete" in progress and "missing_days" in progress:
-            return progress
-    return _ledger_progress(target_days, duckdb_resource)
-
-
-def _ledger_progress(target_days: int, duckdb_resource: DuckDBResource) -> dict[str, Any]:
-    now = int(time.time())
-    target = now - target_days * 86400
-    with _warehouse(duckdb_resource) as con:
-        windows = ledger_windows(con)
-        rows = con.execute("SELECT count(*) FROM transactions").fetchone()[0]
-    sealed = [w for w in windows if w["status"] == "sealed" and w["end"] >= target]
-    oldest = min((w["start"] for w in sealed), default=now)
-    missing_seconds = max(0, oldest - target)
-    return {
-        "source": "coverage_ledger",
-        "complete": bool(sealed) and missing_seconds == 0,
-        "missing_days": missing_seconds / 86400,
-        "coverage_percent": 100.0 * (1 - missing_seconds / max(1, now - target)),
-        "rows": rows,
-        "target_time": _iso(target),
-    }
-
-
 def count_gap_problems(found: dict[str, Any], claims_complete: bool) -> int:
     """Miscounted sealed windows always count; holes only once the backfill claims complete.
 
@@ -195,23 +135,60 @@ def count_gap_problems(found: dict[str, Any], claims_complete: bool) -> int:
     return problems
 
 
-@dg.asset_check(
-    asset=TRANSACTIONS,
-    blocking=True,
-    description=(
-        "Sealed ledger windows are fully counted (loaded + rejected == expected) and, once the "
-        "backfill reports complete, contiguous and all sealed from the target to the newest."
-    ),
-    pool=settings.DUCKDB_POOL,
-)
-def no_gaps(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> dg.AssetCheckResult:
+def _genesis(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    row = con.execute(
+        "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
+    ).fetchone()
+    return datetime.fromtimestamp(int(row[0]), UTC) if row else None
+
+
+def backfill_complete(con: duckdb.DuckDBPyConnection, facts: Facts) -> dg.AssetCheckResult:
+    """WARN while the history does not reach the target yet; says how many days are missing,
+    and says so when the chain itself is younger than the target."""
+    target_days = facts.target_days
+    progress = progress_from_db(con, target_days, now=facts.now)
+    complete = bool(progress["complete"])
+    missing = float(progress["missing_days"] or 0.0)
+    genesis = _genesis(con)
+    target_time = facts.now - timedelta(days=target_days)
+    chain_younger = genesis is not None and genesis > target_time
+    if complete and chain_younger:
+        description = (
+            f"complete back to the start of the chain ({genesis:%Y-%m-%d %H:%M} UTC); "
+            f"the chain is younger than the {target_days}-day target"
+        )
+    elif complete:
+        description = f"history covers the {target_days}-day target"
+    else:
+        description = f"{missing:.2f} of {target_days} days still missing"
+    meta: dict[str, Any] = {
+        "target_days": target_days,
+        "missing_days": dg.MetadataValue.float(round(missing, 3)),
+        "missing_days_rounded_up": math.ceil(missing - 1e-9) if missing > 0 else 0,
+        "coverage_percent": dg.MetadataValue.float(
+            round(float(progress["percent_complete"] or 0.0), 2)
+        ),
+        "rows": int(progress["rows"] or 0),
+        "reaches_start_of_chain": chain_younger,
+        "target_time": dg.MetadataValue.timestamp(target_time),
+    }
+    for key in ("oldest", "newest"):
+        if progress.get(key) is not None:
+            meta[f"{key}_block_time"] = dg.MetadataValue.timestamp(progress[key])
+    return dg.AssetCheckResult(
+        check_name="backfill_complete",
+        passed=complete,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=meta,
+    )
+
+
+def no_gaps(con: duckdb.DuckDBPyConnection, facts: Facts) -> dg.AssetCheckResult:
     """ERROR on a hole: metrics over a hole would show a false drop, so block downstream."""
-    target_days = target_days_for(context)
-    claims_complete = bool(latest_transactions_metadata(context.instance).get("complete"))
-    target_epoch = int(time.time()) - target_days * 86400
-    with _warehouse(duckdb) as con:
-        found = find_ledger_gaps(ledger_windows(con), target_epoch)
-    problems = count_gap_problems(found, claims_complete)
+    target_epoch = int(facts.now.timestamp()) - facts.target_days * 86400
+    found = find_ledger_gaps(ledger_windows(con), target_epoch)
+    problems = count_gap_problems(found, facts.claims_complete)
     pending = len(found["gaps"]) + len(found["unsealed_inside"])
     if problems:
         description = (
@@ -226,11 +203,12 @@ def no_gaps(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> d
     else:
         description = f"{found['windows_checked']} sealed windows contiguous and fully counted"
     return dg.AssetCheckResult(
+        check_name="no_gaps",
         passed=problems == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         description=description,
         metadata={
-            "backfill_claims_complete": claims_complete,
+            "backfill_claims_complete": facts.claims_complete,
             "windows_checked": found["windows_checked"],
             "gaps": len(found["gaps"]),
             "gap_seconds": found["gap_seconds"],
@@ -247,26 +225,20 @@ def no_gaps(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource) -> d
 # --- row-level checks -----------------------------------------------------------------
 
 
-@dg.asset_check(
-    asset=TRANSACTIONS,
-    blocking=True,
-    description="`tx_id` is unique: a duplicate double-counts fees and activity.",
-    pool=settings.DUCKDB_POOL,
-)
-def unique_tx_id(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with _warehouse(duckdb) as con:
-        total, distinct = con.execute(
-            "SELECT count(*), count(DISTINCT tx_id) FROM transactions"
-        ).fetchone()
-        samples = [
-            r[0]
-            for r in con.execute(
-                "SELECT tx_id FROM transactions GROUP BY tx_id HAVING count(*) > 1 "
-                f"ORDER BY tx_id LIMIT {MAX_SAMPLES}"
-            ).fetchall()
-        ]
+def unique_tx_id(con: duckdb.DuckDBPyConnection, facts: Facts) -> dg.AssetCheckResult:
+    total, distinct = con.execute(
+        "SELECT count(*), count(DISTINCT tx_id) FROM transactions"
+    ).fetchone()
+    samples = [
+        r[0]
+        for r in con.execute(
+            "SELECT tx_id FROM transactions GROUP BY tx_id HAVING count(*) > 1 "
+            f"ORDER BY tx_id LIMIT {MAX_SAMPLES}"
+        ).fetchall()
+    ]
     duplicates = int(total) - int(distinct)
     return dg.AssetCheckResult(
+        check_name="unique_tx_id",
         passed=duplicates == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"{duplicates} duplicate rows" if duplicates else f"{total:,} unique tx_id",
@@ -290,16 +262,11 @@ FROM transactions
 """
 
 
-@dg.asset_check(
-    asset=TRANSACTIONS,
-    description="Keys not null, fee_ustx >= 0 and block_time >= burn_block_time.",
-    pool=settings.DUCKDB_POOL,
-)
-def valid_rows(duckdb: DuckDBResource) -> dg.AssetCheckResult:
-    with _warehouse(duckdb) as con:
-        null_keys, negative_fee, block_before_burn, total = con.execute(VALIDITY_SQL).fetchone()
+def valid_rows(con: duckdb.DuckDBPyConnection, facts: Facts) -> dg.AssetCheckResult:
+    null_keys, negative_fee, block_before_burn, total = con.execute(VALIDITY_SQL).fetchone()
     bad = int(null_keys) + int(negative_fee) + int(block_before_burn)
     return dg.AssetCheckResult(
+        check_name="valid_rows",
         passed=bad == 0,
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"{bad} invalid rows" if bad else f"{total:,} rows valid",
@@ -312,23 +279,18 @@ def valid_rows(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset=TRANSACTIONS,
-    description="No API row was rejected by the row mapper (they sit in `rejected_rows`).",
-    pool=settings.DUCKDB_POOL,
-)
-def no_rejected_rows(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+def no_rejected_rows(con: duckdb.DuckDBPyConnection, facts: Facts) -> dg.AssetCheckResult:
     """WARN: rejected rows are counted in the ledger, so coverage holds, but data is lost."""
-    with _warehouse(duckdb) as con:
-        rejected = int(con.execute("SELECT count(*) FROM rejected_rows").fetchone()[0])
-        reasons = {
-            str(reason): int(n)
-            for reason, n in con.execute(
-                "SELECT reason, count(*) FROM rejected_rows GROUP BY reason "
-                f"ORDER BY 2 DESC LIMIT {MAX_SAMPLES}"
-            ).fetchall()
-        }
+    rejected = int(con.execute("SELECT count(*) FROM rejected_rows").fetchone()[0])
+    reasons = {
+        str(reason): int(n)
+        for reason, n in con.execute(
+            "SELECT reason, count(*) FROM rejected_rows GROUP BY reason "
+            f"ORDER BY 2 DESC LIMIT {MAX_SAMPLES}"
+        ).fetchall()
+    }
     return dg.AssetCheckResult(
+        check_name="no_rejected_rows",
         passed=rejected == 0,
         severity=dg.AssetCheckSeverity.WARN,
         description=f"{rejected} rejected rows" if rejected else "no rejected rows",
@@ -336,18 +298,12 @@ def no_rejected_rows(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(
-    asset=TRANSACTIONS,
-    description="The newest block_time is recent (`STX_PIPELINE_FRESH_HOURS`, default 6 h).",
-    pool=settings.DUCKDB_POOL,
-)
-def fresh(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+def fresh(con: duckdb.DuckDBPyConnection, facts: Facts) -> dg.AssetCheckResult:
     hours = settings.fresh_hours()
-    with _warehouse(duckdb) as con:
-        newest = con.execute("SELECT max(block_time) FROM transactions").fetchone()[0]
-    now = datetime.now(UTC)
+    newest = con.execute("SELECT max(block_time) FROM transactions").fetchone()[0]
     if newest is None:
         return dg.AssetCheckResult(
+            check_name="fresh",
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
             description="no transactions loaded",
@@ -355,14 +311,84 @@ def fresh(duckdb: DuckDBResource) -> dg.AssetCheckResult:
         )
     if newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
-    lag = now - newest
+    lag_hours = (facts.now - newest).total_seconds() / 3600
     return dg.AssetCheckResult(
-        passed=lag <= timedelta(hours=hours),
+        check_name="fresh",
+        passed=lag_hours <= hours,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"newest block_time is {lag.total_seconds() / 3600:.2f} h old",
+        description=f"newest block_time is {lag_hours:.1f} h old (limit {hours:g} h)",
         metadata={
             "newest_block_time": dg.MetadataValue.timestamp(newest),
-            "lag_hours": dg.MetadataValue.float(round(lag.total_seconds() / 3600, 3)),
+            "lag_hours": dg.MetadataValue.float(round(lag_hours, 2)),
             "fresh_hours": hours,
         },
     )
+
+
+Evaluate = Callable[[duckdb.DuckDBPyConnection, Facts], dg.AssetCheckResult]
+
+# name -> (blocking, description with its severity first, evaluation)
+CHECKS: dict[str, tuple[bool, str, Evaluate]] = {
+    "backfill_complete": (
+        False,
+        "WARN until done: the ledger holds a sealed (fully fetched and counted) window for "
+        "every second from the target, or the chain's start if younger, to the newest block.",
+        backfill_complete,
+    ),
+    "no_gaps": (
+        True,
+        f"{BLOCKS}: every sealed ledger window is fully counted (loaded + rejected = the "
+        "API's total) and, once the backfill reports complete, the sealed windows leave no "
+        "hole between the target and the newest block.",
+        no_gaps,
+    ),
+    "unique_tx_id": (
+        True,
+        f"{BLOCKS}: `tx_id` is unique; a duplicate double-counts fees and activity.",
+        unique_tx_id,
+    ),
+    "valid_rows": (
+        False,
+        "ERROR: keys not null, fee_ustx >= 0 and block_time >= burn_block_time.",
+        valid_rows,
+    ),
+    "no_rejected_rows": (
+        False,
+        "WARN: no API row was rejected by the row mapper (rejected ones sit in "
+        "`rejected_rows`; they are counted in the ledger, so coverage holds, but data is lost).",
+        no_rejected_rows,
+    ),
+    "fresh": (
+        False,
+        "WARN: the newest block_time is recent (`STX_PIPELINE_FRESH_HOURS`, default 6 h).",
+        fresh,
+    ),
+}
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(name, asset=TRANSACTIONS, description=description, blocking=blocking)
+    for name, (blocking, description, _) in CHECKS.items()
+]
+
+
+@dg.multi_asset_check(
+    name="transactions_checks",
+    specs=CHECK_SPECS,
+    can_subset=True,
+    pool=settings.DUCKDB_POOL,
+    description="The data-quality checks of `transactions`, on one read-only connection.",
+)
+def transactions_checks(
+    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+) -> Iterable[dg.AssetCheckResult]:
+    selected = {key.name for key in context.selected_asset_check_keys}
+    latest = latest_transactions_metadata(context.instance)
+    facts = Facts(
+        target_days=target_days_of(latest),
+        claims_complete=bool(latest.get("complete")),
+        now=datetime.now(UTC),
+    )
+    with _warehouse(duckdb) as con:
+        for name, (_, _, evaluate) in CHECKS.items():
+            if name in selected:
+                yield evaluate(con, facts)

@@ -1,4 +1,7 @@
-"""Jobs that write the DuckDB file; the sensor and the schedule target them by name."""
+"""Jobs that write the DuckDB file; the sensor and the schedule target them by name.
+
+Executor: the project default (in-process, defs/resources.py). Tags: `writer_run_tags()`.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,7 @@ transactions_backfill_job = dg.define_asset_job(
     name=settings.BACKFILL_JOB_NAME,
     selection=TRANSACTIONS_SELECTION,
     description="One resumable backfill run of `transactions`; requested by the backfill sensor.",
-    tags={"stx_pipeline/writer": "duckdb"},
-    # Steps share one DuckDB file and run one at a time anyway (pool "duckdb"): a process
-    # per step would only add start-up time to every check.
-    executor_def=dg.in_process_executor,
+    tags=settings.writer_run_tags(),
 )
 
 # The daily refresh: new transactions, then the metrics and the dashboard in the same run.
@@ -24,22 +24,20 @@ daily_refresh_job = dg.define_asset_job(
     name=settings.DAILY_JOB_NAME,
     selection=TRANSACTIONS_SELECTION.downstream(),
     description="Refresh `transactions` and everything downstream of it.",
-    tags={"stx_pipeline/writer": "duckdb"},
-    executor_def=dg.in_process_executor,
+    tags=settings.writer_run_tags(),
 )
 
 
-def transactions_run_config(
-    target_days: int | None = None, max_pages: int | None = None
-) -> dg.RunConfig:
-    """Run config for sensor/schedule runs: target and page budget from the environment."""
+def transactions_run_config() -> dg.RunConfig:
+    """Run config of sensor and schedule runs: the same target and page budget as the
+    Materialize button's default config (both read `settings` at call time)."""
     from stx_pipeline.defs.transactions.assets import TransactionsConfig
 
     return dg.RunConfig(
         ops={
             settings.TRANSACTIONS_KEY: TransactionsConfig(
-                target_days=target_days or settings.default_target_days(),
-                max_pages=max_pages or settings.max_pages_per_run(),
+                target_days=settings.default_target_days(),
+                max_pages=settings.max_pages_per_run(),
             )
         }
     )

@@ -21,8 +21,10 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-# Jobs that write `transactions`; a second concurrent run would only wait on the pool.
-WRITER_JOBS = (settings.BACKFILL_JOB_NAME, settings.DAILY_JOB_NAME)
+# Named jobs that write the warehouse; runs of any other job (the Materialize button's
+# implicit asset job) count when they materialize an asset: every asset here writes it.
+WRITER_JOBS = (settings.BACKFILL_JOB_NAME, settings.DAILY_JOB_NAME, settings.METRICS_JOB_NAME)
+IN_FLIGHT_LOOKUP_LIMIT = 100
 
 
 @dataclass
@@ -108,14 +110,21 @@ def _remember(state: BackfillCursor, snap: Snapshot) -> None:
     state.rows, state.oldest, state.sealed = snap.rows, snap.oldest, snap.sealed
 
 
+def writes_warehouse(run: dg.DagsterRun) -> bool:
+    """A writer job, a run tagged as a writer, or any run that materializes assets."""
+    return (
+        run.job_name in WRITER_JOBS
+        or settings.WRITER_TAG in run.tags
+        or bool(run.asset_selection)
+    )
+
+
 def runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
-    run_ids: list[str] = []
-    for job_name in WRITER_JOBS:
-        runs = instance.get_runs(
-            filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=5
-        )
-        run_ids.extend(run.run_id for run in runs)
-    return run_ids
+    """Queued or running runs that write the warehouse, whoever launched them."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(statuses=IN_FLIGHT), limit=IN_FLIGHT_LOOKUP_LIMIT
+    )
+    return [run.run_id for run in runs if writes_warehouse(run)]
 
 
 def evaluate_backfill(
@@ -126,7 +135,7 @@ def evaluate_backfill(
     instance = context.instance
     in_flight = runs_in_flight(instance)
     if in_flight:
-        return dg.SkipReason(f"backfill run {in_flight[0]} is queued or running"), state
+        return dg.SkipReason(f"run {in_flight[0]} writes the warehouse (queued or running)"), state
 
     snap = latest_snapshot(instance)
     # Judge the outcome of everything that finished since the last tick.
