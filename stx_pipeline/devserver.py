@@ -1,14 +1,17 @@
-"""`stx-pipeline ui`: the simulator (or the real API) plus `dagster dev`, stopped together.
+"""`stx-pipeline ui`: the simulator (or the real API) plus `dg dev`, stopped together.
 
 Runs the Dagster webserver and daemon in their own process group against a Dagster home
-in `data/dagster` whose `dagster.yaml` is the project's one with absolute paths, so the
-UI, the daemon and every run worker agree on where runs and logs live whatever their cwd.
+in `data/dagster` whose `dagster.yaml` and `workspace.yaml` are the project's with absolute
+paths, so the UI, the daemon and every run worker agree on where runs, logs, the warehouse
+and the dashboard live whatever their cwd. It runs from that home, so Dagster finds the
+instance it uses and does not warn about the project's own `dagster.yaml`; it serves the
+dashboard over loopback HTTP so the asset's `open` link works from the UI.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import functools
 import os
 import signal
 import subprocess
@@ -16,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,9 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"
+PROJECT_WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
 DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "data" / "dagster"
+DEFAULT_STATUS_FILE = PROJECT_ROOT / "data" / "backfill_status.json"
 # Days of simulated history beyond the backfill target, so the target is reachable.
 HISTORY_MARGIN_DAYS = 2
 STOP_GRACE_SECONDS = 20.0
@@ -46,20 +52,108 @@ def write_instance_yaml(home: Path, source: Path = PROJECT_DAGSTER_YAML) -> Path
     return target
 
 
-def dagster_dev_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    """`dagster dev` on the project's definitions module, with this interpreter."""
+def write_workspace_yaml(home: Path, source: Path = PROJECT_WORKSPACE_YAML) -> Path:
+    """Copy `workspace.yaml` into `home` with each `working_directory` made absolute
+    (Dagster resolves a module location's working directory against the cwd)."""
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = yaml.safe_load(source.read_text()) or {}
+    for location in config.get("load_from", []):
+        for spec in location.values():
+            if isinstance(spec, dict) and "working_directory" in spec:
+                folder = source.parent / spec["working_directory"]
+                spec["working_directory"] = str(folder.resolve())
+    target = home / "workspace.yaml"
+    header = f"# Generated from {source} by stx_pipeline.devserver; edit that file instead.\n"
+    target.write_text(header + yaml.safe_dump(config, sort_keys=False))
+    return target
+
+
+def dagster_dev_command(port: int, home: Path, host: str = "127.0.0.1") -> list[str]:
+    """`dg dev` (not the superseded `dagster dev`) on the workspace in `home`, with this
+    interpreter; run it with `cwd=home`."""
+    dg_script = Path(sys.executable).parent / "dg"
     return [
         sys.executable,
-        "-m",
-        "dagster",
+        str(dg_script),
         "dev",
         "-w",
-        str(PROJECT_ROOT / "workspace.yaml"),  # location "stx_pipeline", as in [tool.dg]
+        str(Path(home).resolve() / "workspace.yaml"),  # location "stx_pipeline", as [tool.dg]
         "-h",
         host,
         "-p",
         str(port),
     ]
+
+
+def prepare_home(home: Path) -> Path:
+    """The Dagster home `dg dev` runs in: instance and workspace files, absolute paths."""
+    write_instance_yaml(home)
+    write_workspace_yaml(home)
+    return home.resolve()
+
+
+def pipeline_environment(environ: Mapping[str, str], home: Path, days: int) -> dict[str, str]:
+    """The environment of `dg dev` and every run: one target, absolute file locations."""
+    from stx_pipeline.defs import settings
+
+    env = dict(environ)
+    env["DAGSTER_HOME"] = str(home)
+    # An explicit STX_PIPELINE_TARGET_DAYS wins over `--days`; either way it is the one
+    # target of the button, the sensor and the schedule.
+    env["STX_PIPELINE_TARGET_DAYS"] = str(_positive_int(env.get("STX_PIPELINE_TARGET_DAYS"), days))
+    with _environ(env):
+        env["STX_PIPELINE_DB"] = settings.db_path()
+        env["STX_PIPELINE_DASHBOARD"] = str(settings.dashboard_path())
+    status = env.get("STX_PIPELINE_STATUS_FILE") or str(DEFAULT_STATUS_FILE)
+    env["STX_PIPELINE_STATUS_FILE"] = os.path.abspath(status)
+    return env
+
+
+def _positive_int(raw: str | None, default: int) -> int:
+    try:
+        value = int((raw or "").strip())
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    """`os.environ` replaced by `env` for a moment (settings read the process environment)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def serve_dashboard(path: Path, port: int) -> Iterator[str]:
+    """Serve the dashboard's folder on loopback (`port`, or any free one if taken); yield
+    the dashboard's URL. A browser does not follow a `file://` link from an http page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = functools.partial(_QuietFileHandler, directory=str(path.parent))
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.5,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietFileHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def uses_real_api(environ: Mapping[str, str]) -> bool:
@@ -72,11 +166,7 @@ def _simulator(sim_port: int, days: int) -> Iterator[str]:
     """Start the in-process simulator with `days` + margin of history; yield its URL."""
     from stx_pipeline.sim import run_simulator
 
-    wanted: dict[str, Any] = {"port": sim_port, "history_days": days + HISTORY_MARGIN_DAYS}
-    params = inspect.signature(run_simulator).parameters
-    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in wanted.items() if accepts_any or k in params}
-    with run_simulator(**kwargs) as sim:
+    with run_simulator(port=sim_port, history_days=days + HISTORY_MARGIN_DAYS) as sim:
         yield str(sim.url)
 
 
@@ -114,30 +204,44 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run_ui(port: int = 3000, sim_port: int = 3999, days: int = 30) -> int:
-    """Run the simulator (unless the real API is configured) and `dagster dev` until Ctrl-C.
+    """Run the simulator (unless the real API is configured) and `dg dev` until Ctrl-C.
 
     Returns the exit status for the CLI: 0 after a Ctrl-C, dagster's own status otherwise.
     """
     _interrupt_on_sigterm()
-    env = dict(os.environ)
     # The project's own instance, not a personal ~/.dagster: regenerated from dagster.yaml.
-    home = Path(env.get("STX_PIPELINE_DAGSTER_HOME") or DEFAULT_DAGSTER_HOME)
-    write_instance_yaml(home)
-    env["DAGSTER_HOME"] = str(home.resolve())
-    env.setdefault("STX_PIPELINE_TARGET_DAYS", str(days))
+    home = prepare_home(Path(os.environ.get("STX_PIPELINE_DAGSTER_HOME") or DEFAULT_DAGSTER_HOME))
+    env = pipeline_environment(os.environ, home, days)
+    target_days = int(env["STX_PIPELINE_TARGET_DAYS"])
     with contextlib.ExitStack() as stack:
         if uses_real_api(env):
-            print("using the real Hiro API (HIRO_API_KEY set, no HIRO_API_URL)", flush=True)
+            api = "the real Hiro API (HIRO_API_KEY set, no HIRO_API_URL)"
         elif env.get("HIRO_API_URL"):
-            print(f"using HIRO_API_URL={env['HIRO_API_URL']}", flush=True)
+            api = f"HIRO_API_URL={env['HIRO_API_URL']}"
         else:
-            env["HIRO_API_URL"] = stack.enter_context(_simulator(sim_port, days))
-            print(f"simulator on {env['HIRO_API_URL']} ({days}+ days of history)", flush=True)
-        print(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={env['DAGSTER_HOME']})")
-        print("Ctrl-C stops the UI, the daemon and the simulator.", flush=True)
+            env["HIRO_API_URL"] = stack.enter_context(_simulator(sim_port, target_days))
+            api = (
+                f"the simulator on {env['HIRO_API_URL']} "
+                f"({target_days + HISTORY_MARGIN_DAYS} days of history)"
+            )
+        dashboard = Path(env["STX_PIPELINE_DASHBOARD"])
+        env["STX_PIPELINE_DASHBOARD_URL"] = stack.enter_context(
+            serve_dashboard(dashboard, port + 1)
+        )
+        print(
+            f"target:    {target_days} days of history (STX_PIPELINE_TARGET_DAYS; the "
+            "Materialize button, the sensor and the schedule all use it)\n"
+            f"API:       {api}\n"
+            f"warehouse: {env['STX_PIPELINE_DB']}\n"
+            f"dashboard: {dashboard}\n"
+            f"           served at {env['STX_PIPELINE_DASHBOARD_URL']} once built\n"
+            f"Dagster:   http://127.0.0.1:{port} (DAGSTER_HOME={home})\n"
+            "Ctrl-C stops the UI, the daemon and the simulator.",
+            flush=True,
+        )
         proc = subprocess.Popen(
-            dagster_dev_command(port),
-            cwd=PROJECT_ROOT,
+            dagster_dev_command(port, home),
+            cwd=home,
             env=env,
             start_new_session=True,
             preexec_fn=_reset_signals,
@@ -147,7 +251,7 @@ def run_ui(port: int = 3000, sim_port: int = 3999, days: int = 30) -> int:
                 time.sleep(0.5)
             return proc.returncode
         except KeyboardInterrupt:
-            print("\nstopping dagster dev ...", flush=True)
+            print("\nstopping dagster ...", flush=True)
             stop_process_group(proc)
             return 0
         finally:

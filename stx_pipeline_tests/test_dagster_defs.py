@@ -9,11 +9,19 @@ from pathlib import Path
 import dagster as dg
 import pydantic
 import pytest
+import requests
 import yaml
 
 from stx_pipeline.defs import settings
 from stx_pipeline.defs.transactions.assets import TransactionsConfig
-from stx_pipeline.devserver import PROJECT_DAGSTER_YAML, PROJECT_ROOT, write_instance_yaml
+from stx_pipeline.devserver import (
+    PROJECT_DAGSTER_YAML,
+    PROJECT_ROOT,
+    pipeline_environment,
+    prepare_home,
+    serve_dashboard,
+    write_instance_yaml,
+)
 from stx_pipeline.metrics.sql import METRICS_TABLES
 
 ASSETS = {"transactions", "dashboard", *METRICS_TABLES}
@@ -145,3 +153,34 @@ def test_dg_check_defs() -> None:
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_ui_home_and_environment_are_absolute(tmp_path: Path) -> None:
+    """`stx-pipeline ui` runs `dg dev` from the Dagster home: every path must be absolute
+    and the one target must reach every process."""
+    home = prepare_home(tmp_path / "home")
+    workspace = yaml.safe_load((home / "workspace.yaml").read_text())
+    [location] = workspace["load_from"]
+    assert location["python_module"]["working_directory"] == str(PROJECT_ROOT)
+    base = {"STX_PIPELINE_DB": "rel/w.duckdb", "STX_PIPELINE_STATUS_FILE": "rel/s.json"}
+    env = pipeline_environment(base, home, days=30)
+    assert env["STX_PIPELINE_TARGET_DAYS"] == "30"
+    assert env["DAGSTER_HOME"] == str(home)
+    for key in ("STX_PIPELINE_DB", "STX_PIPELINE_STATUS_FILE", "STX_PIPELINE_DASHBOARD"):
+        assert Path(env[key]).is_absolute(), key
+    # An explicit setting wins over `--days`; a bad one falls back to it.
+    assert pipeline_environment({"STX_PIPELINE_TARGET_DAYS": "60"}, home, 30)[
+        "STX_PIPELINE_TARGET_DAYS"
+    ] == "60"
+    assert pipeline_environment({"STX_PIPELINE_TARGET_DAYS": "x"}, home, 30)[
+        "STX_PIPELINE_TARGET_DAYS"
+    ] == "30"
+
+
+def test_dashboard_is_served_for_the_ui_link(tmp_path: Path) -> None:
+    page = tmp_path / "dash" / "wallet_metrics.html"
+    page.parent.mkdir()
+    page.write_text("<html>metrics</html>")
+    with serve_dashboard(page, 0) as url:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/wallet_metrics.html")
+        assert requests.get(url, timeout=10).text == "<html>metrics</html>"

@@ -1,5 +1,6 @@
-"""End to end: `dagster dev` (webserver + daemon) with the simulator drives the backfill to
-completion through the sensor, the downstream assets follow and the checks pass.
+"""End to end: `dg dev` (webserver + daemon) with the simulator drives the backfill to
+completion through the sensor, the downstream assets follow and the checks pass; a run
+launched the way the Materialize button launches it gets the sensor's target.
 
 Observed only through the GraphQL API, like a user of the UI would.
 """
@@ -18,12 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from stx_pipeline.devserver import (
-    PROJECT_ROOT,
-    dagster_dev_command,
-    stop_process_group,
-    write_instance_yaml,
-)
+from stx_pipeline.defs.transactions.checks import CHECKS
+from stx_pipeline.devserver import dagster_dev_command, prepare_home, stop_process_group
 from stx_pipeline.sim import Simulator
 
 pytestmark = pytest.mark.slow
@@ -35,6 +32,7 @@ STATE_QUERY = """
 query E2EState {
   assetNodes {
     assetKey { path }
+    assetObservations(limit: 1) { runId timestamp }
     assetMaterializations(limit: 1) {
       runId
       timestamp
@@ -65,6 +63,38 @@ query E2EState {
 }
 """
 
+# What the Materialize button sends (dagster-ui LaunchAssetExecutionButton.tsx,
+# executionParamsForAssetJob): the implicit asset job, empty run config, no tags.
+LAUNCH_MUTATION = """
+mutation Launch($params: ExecutionParams!) {
+  launchPipelineExecution(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+RUN_QUERY = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) {
+    ... on Run { status jobName tags { key value } }
+  }
+}
+"""
+
+MATERIALIZATIONS_QUERY = """
+query Mats {
+  assetNodes(assetKeys: [{path: ["transactions"]}]) {
+    assetMaterializations(limit: 100) {
+      runId
+      metadataEntries { label ... on IntMetadataEntry { intValue } }
+    }
+  }
+}
+"""
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -82,14 +112,14 @@ def _entry_value(entry: dict[str, Any]) -> Any:
 class DagsterDev:
     """`dagster dev` in its own process group with its log in a file."""
 
-    def __init__(self, port: int, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, port: int, home: Path, env: dict[str, str], log_path: Path) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}/graphql"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            dagster_dev_command(port),
-            cwd=PROJECT_ROOT,
+            dagster_dev_command(port, home),
+            cwd=home,  # as `stx-pipeline ui` runs it
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -100,8 +130,10 @@ class DagsterDev:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    def graphql(self, query: str) -> dict[str, Any]:
-        resp = requests.post(self.url, json={"query": query}, timeout=30)
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        resp = requests.post(
+            self.url, json={"query": query, "variables": variables or {}}, timeout=30
+        )
         resp.raise_for_status()
         body = resp.json()
         assert "errors" not in body, body["errors"]
@@ -130,8 +162,7 @@ def dagster_dev(
     tmp_path: Path, make_simulator: Callable[..., Simulator]
 ) -> Iterator[tuple[DagsterDev, Path]]:
     sim = make_simulator(history_days=3, tx_per_day=1500)
-    home = tmp_path / "dagster_home"
-    write_instance_yaml(home)
+    home = prepare_home(tmp_path / "dagster_home")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -147,7 +178,7 @@ def dagster_dev(
     }
     env.pop("HIRO_API_KEY", None)
     env.pop("STX_PIPELINE_ALERT_WEBHOOK", None)
-    server = DagsterDev(_free_port(), env, tmp_path / "dagster_dev.log")
+    server = DagsterDev(_free_port(), home, env, tmp_path / "dagster_dev.log")
     try:
         server.wait_ready()
         yield server, tmp_path
@@ -169,6 +200,7 @@ def _state(server: DagsterDev) -> dict[str, Any]:
             if latest
             else {},
             "checks": {c["name"]: c["executionForLatestMaterialization"] for c in checks},
+            "observed_in_runs": {o["runId"] for o in node.get("assetObservations") or []},
         }
     runs = (data.get("runsOrError") or {}).get("results") or []
     return {"assets": assets, "backfill_runs": runs}
@@ -186,11 +218,11 @@ def _all_green(state: dict[str, Any]) -> tuple[bool, str]:
             f"transactions not complete yet (stop={meta.get('stop_reason')}, "
             f"missing_days={meta.get('missing_days')}, runs={len(state['backfill_runs'])})"
         )
-    wm, dash = assets.get("wallet_metrics", {}), assets.get("dashboard", {})
+    wm, dash = assets.get("metrics_run", {}), assets.get("dashboard", {})
     if not wm.get("timestamp") or wm["timestamp"] < tx["timestamp"]:
-        return False, "wallet_metrics has not followed the complete transactions yet"
+        return False, "the metrics have not followed the complete transactions yet"
     if not dash.get("timestamp") or dash["timestamp"] < wm["timestamp"]:
-        return False, "dashboard has not followed wallet_metrics yet"
+        return False, "dashboard has not followed the metrics yet"
     for name, execution in tx["checks"].items():
         if name == DEPRECATION_CHECK:  # expected to WARN while the backfill reads v1
             if not execution or execution["status"] not in ("SUCCEEDED", "FAILED"):
@@ -201,11 +233,44 @@ def _all_green(state: dict[str, Any]) -> tuple[bool, str]:
     return True, "all green"
 
 
-def test_sensor_drives_backfill_to_completion_in_dagster_dev(
+def press_materialize(server: DagsterDev) -> str:
+    """Launch `transactions` exactly as the asset page's Materialize button does."""
+    params = {
+        "mode": "default",
+        "executionMetadata": {"tags": []},
+        "runConfigData": "{}",
+        "selector": {
+            "repositoryLocationName": "stx_pipeline",
+            "repositoryName": "__repository__",
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": ["transactions"]}],
+            "assetCheckSelection": [
+                {"assetKey": {"path": ["transactions"]}, "name": name}
+                for name in (*CHECKS, DEPRECATION_CHECK)
+            ],
+        },
+    }
+    launched = server.graphql(LAUNCH_MUTATION, {"params": params})["launchPipelineExecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
+def _target_days_by_run(server: DagsterDev) -> dict[str, int]:
+    node = server.graphql(MATERIALIZATIONS_QUERY)["assetNodes"][0]
+    out: dict[str, int] = {}
+    for mat in node["assetMaterializations"]:
+        for entry in mat["metadataEntries"]:
+            if entry["label"] == "target_days":
+                out[mat["runId"]] = entry["intValue"]
+    return out
+
+
+def test_sensor_and_button_drive_backfill_to_completion_in_dagster_dev(
     dagster_dev: tuple[DagsterDev, Path],
 ) -> None:
     server, tmp_path = dagster_dev
     started = time.monotonic()
+    button_run = press_materialize(server)
     deadline = started + COMPLETION_TIMEOUT
     why = "no state yet"
     state: dict[str, Any] = {}
@@ -231,15 +296,8 @@ def test_sensor_drives_backfill_to_completion_in_dagster_dev(
     tx = state["assets"]["transactions"]
     assert tx["metadata"]["stop_reason"] in ("target_reached", "start_of_chain")
     assert tx["metadata"]["rows_total"] > 0
-    assert set(tx["checks"]) == {
-        "backfill_complete",
-        "no_gaps",
-        "unique_tx_id",
-        "valid_rows",
-        "no_rejected_rows",
-        "fresh",
-        DEPRECATION_CHECK,
-    }
+    assert set(tx["checks"]) == {*CHECKS, DEPRECATION_CHECK}
+    assert tx["observed_in_runs"], "progress observations recorded by the runs"
     # The simulated API is v9: /extended/v1/tx, which the backfill reads, is deprecated, and
     # the check says so (a WARN, not a failed run) with what to do.
     warned = tx["checks"][DEPRECATION_CHECK]
@@ -251,9 +309,22 @@ def test_sensor_drives_backfill_to_completion_in_dagster_dev(
     assert all(r["status"] in ("SUCCESS",) for r in runs), runs
     dashboard = Path(state["assets"]["dashboard"]["metadata"]["path"])
     assert dashboard == tmp_path / "dashboards" / "wallet_metrics.html" and dashboard.exists()
+
+    # The button's run: done, and with the sensor's target (the setting, not a default).
+    button = server.graphql(RUN_QUERY, {"runId": button_run})["runOrError"]
+    assert button["jobName"] == "__ASSET_JOB" and button["status"] == "SUCCESS", button
+    targets = _target_days_by_run(server)
+    sensor_runs = [r["runId"] for r in runs]
+    assert targets[button_run] == 2
+    assert {targets[r] for r in sensor_runs if r in targets} == {targets[button_run]}
+
+    # A quiet start: no superseded-command or misleading instance warning.
+    log = server.log_path.read_text(errors="replace")
+    assert "superseded" not in log and "will not be used" not in log
     print(f"e2e: all green {elapsed:.0f}s after the UI came up, {len(runs)} backfill runs")
 
 
 def test_python_runs_this_interpreter() -> None:
     """`dagster dev` must run in the project's venv, where stx_pipeline is importable."""
-    assert dagster_dev_command(3000)[0] == sys.executable
+    command = dagster_dev_command(3000, Path("/tmp/home"))
+    assert command[0] == sys.executable and command[2] == "dev"
