@@ -23,15 +23,15 @@ from stx_pipeline_tests.exactness import compare_with_truth
 CHECKS = [checks.transactions_checks]
 CHECK_NAMES = set(checks.CHECKS)
 ALL = [transactions, wallet_metrics, dashboard, *CHECKS]
+TARGET_DAYS = 2
+
+
+pytestmark = pytest.mark.usefixtures("isolated_env")  # conftest.py
 
 
 def only(*names: str) -> dg.AssetSelection:
     """Some of the checks of `transactions` (the multi-asset check can run a subset)."""
     return dg.AssetSelection.checks(*(dg.AssetCheckKey(checks.TRANSACTIONS, n) for n in names))
-TARGET_DAYS = 2
-
-
-pytestmark = pytest.mark.usefixtures("isolated_env")  # conftest.py
 
 
 def resources(sim: Simulator, db: Path) -> dict[str, Any]:
