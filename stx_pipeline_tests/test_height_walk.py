@@ -3,6 +3,8 @@ against the API's per-block tx_count, over real HTTP against the simulator."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,9 +16,12 @@ from stx_pipeline.backfill.height_walk import (
     Shard,
     block_counts,
     check_range,
+    check_tenures,
     fetch_shard_page,
+    seen_by_tenure,
     seen_counts,
     split,
+    tenure_counts,
     walk_shard,
 )
 from stx_pipeline.hiro import HiroClient
@@ -97,3 +102,58 @@ def test_the_independent_count_catches_a_lost_row_and_a_reorg(simulator: Simulat
 def test_shard_bounds_are_checked(bad: tuple[int, int]) -> None:
     with pytest.raises(ValueError):
         Shard(*bad)
+
+
+def test_tenure_counts_seal_a_walk_and_catch_a_lost_row_and_a_reorg(
+    simulator: Simulator,
+) -> None:
+    tip = simulator.tip()
+    lo = tip["block_height"] - 2000
+    with client(simulator) as c:
+        walked = walk_shard(c, Shard(lo, tip["block_height"]))
+        seen = seen_by_tenure(walked)
+        burn_lo = min(t for t, _ in seen) + 1  # the lowest tenure is cut by `lo`
+        burn_hi = tip["burn_block_height"]
+        before = simulator.stats["by_route"].get("v2_burn_blocks", 0)
+        tenures = tenure_counts(c, burn_lo, burn_hi)
+        cost = simulator.stats["by_route"]["v2_burn_blocks"] - before
+    assert sorted(tenures) == list(range(burn_lo, burn_hi + 1))  # every simulated tenure
+    assert cost <= 2 + len(tenures) // 29  # ~30 tenures a request (+ the 'latest' probe)
+    ok = check_tenures(burn_lo, burn_hi, tenures, seen)
+    assert ok.sealed
+    assert ok.expected == sum(n for (t, _), n in seen.items() if burn_lo <= t <= burn_hi)
+    victim = walked[len(walked) // 2]
+    lost = Counter(seen)
+    lost[(victim["bitcoin_block"]["height"], victim["block"]["hash"])] -= 1
+    assert check_tenures(burn_lo, burn_hi, tenures, lost).bad_tenures == [
+        victim["bitcoin_block"]["height"]]
+    simulator.reorg(3)
+    with client(simulator) as c:
+        after = tenure_counts(c, burn_lo, burn_hi)
+    stale = check_tenures(burn_lo, burn_hi, after, seen)
+    assert not stale.sealed and stale.bad_tenures == [burn_hi]  # the reorged head tenure
+
+
+def test_tenure_counts_while_the_head_grows(simulator: Simulator) -> None:
+    """Offset pages over a growing list: new tenures shift rows down, pages repeat, none is
+    skipped and nothing changes below the head."""
+    head = simulator.tip()["burn_block_height"]
+    lo, hi = head - 300, head - 1  # the head's own tenure still grows
+    with client(simulator) as c:
+        first = tenure_counts(c, lo, hi)
+        done = threading.Event()
+
+        def grow() -> None:
+            while not done.is_set():
+                simulator.advance(900)  # about one or two new tenures each time
+                time.sleep(0.005)
+
+        grower = threading.Thread(target=grow)
+        grower.start()
+        try:
+            during = tenure_counts(c, lo, hi)
+        finally:
+            done.set()
+            grower.join()
+    assert simulator.tip()["burn_block_height"] > head + 5  # it really moved meanwhile
+    assert during == first and sorted(first) == list(range(lo, hi + 1))

@@ -325,6 +325,38 @@ def test_v2_block_list_counts_and_cursors(simulator: Simulator) -> None:
     assert nf.status_code == 404 and nf.json()["message"] == "Cursor not found"
 
 
+def test_v2_burn_blocks_count_tenures(simulator: Simulator) -> None:
+    page = get(simulator, "/extended/v2/burn-blocks", limit=30).json()
+    assert list(page) == ["limit", "offset", "total", "results"]
+    tip = simulator.tip()
+    assert page["total"] == get(simulator, "/extended/v2/blocks").json()["total"]  # block_count
+    first = page["results"][0]
+    assert list(first) == ["burn_block_time", "burn_block_time_iso", "burn_block_hash",
+                           "burn_block_height", "stacks_blocks", "avg_block_time",
+                           "total_tx_count"]
+    assert first["burn_block_height"] == tip["burn_block_height"]
+    assert first["stacks_blocks"][0] == tip["block_hash"]
+    heights = [b["burn_block_height"] for b in page["results"]]
+    assert heights == sorted(heights, reverse=True) and len(heights) == 30
+    truth = canonical_desc(simulator)
+    for bb in page["results"][1:4]:
+        rows = [t for t in truth if t["burn_block_height"] == bb["burn_block_height"]]
+        assert bb["total_tx_count"] == len(rows) > 0
+        assert {t["block_hash"] for t in rows} <= set(bb["stacks_blocks"])
+        assert bb["burn_block_time"] == rows[0]["burn_block_time"]
+    nxt = get(simulator, "/extended/v2/burn-blocks", limit=30, offset=29).json()["results"]
+    assert nxt[0] == page["results"][29]
+    one = page["results"][2]
+    assert get(simulator, f"/extended/v2/burn-blocks/{one['burn_block_height']}").json() == one
+    assert get(simulator, f"/extended/v2/burn-blocks/{one['burn_block_hash']}").json() == one
+    assert get(simulator, "/extended/v2/burn-blocks/latest").json() == first
+    assert get(simulator, "/extended/v2/burn-blocks/12").json() == {
+        "statusCode": 404, "error": "Not Found", "message": "Not found"}
+    assert get(simulator, "/extended/v2/burn-blocks", limit=31).json()["message"] == \
+        "querystring/limit must be <= 30"
+    assert get(simulator, "/extended/v2/burn-blocks", limit=0).json()["results"] == []
+
+
 def test_v2_single_block(simulator: Simulator) -> None:
     listed = get(simulator, "/extended/v2/blocks", limit=3).json()["results"]
     for ident in ("latest", listed[0]["height"], listed[0]["index_block_hash"]):

@@ -9,6 +9,8 @@ what is here is the request and answer shapes (hiro-api.md §2.1):
   block is not canonical (`BlockNotFound`), so it doubles as a reorg probe.
 - `/extended/v2/blocks`: blocks newest first with `tx_count`; here `prev_cursor` is the OLDER
   page (the reverse of v3), and `offset` is limited to +-300.
+- `/extended/v2/burn-blocks` (offset paging, 30 a page): Bitcoin blocks with their Stacks
+  block hashes and `total_tx_count`, the cheapest independent count (~30 tenures a request).
 - `/extended/v2/blocks/{id}`: one block; `/extended/v2/blocks/by-block-time/{unix}`: the
   newest block with `block_time <= unix`.
 
@@ -27,6 +29,7 @@ from stx_pipeline.hiro.errors import HiroError, HiroRequestError
 
 V3_TRANSACTIONS_PATH = "/extended/v3/transactions"
 V2_BLOCKS_PATH = "/extended/v2/blocks"
+V2_BURN_BLOCKS_PATH = "/extended/v2/burn-blocks"
 MAX_TX_LIMIT = 50
 MAX_BLOCK_LIMIT = 30
 MAX_BLOCK_OFFSET = 300
@@ -102,6 +105,25 @@ class Block:
             parent_index_block_hash=raw["parent_index_block_hash"],
             block_time=raw["block_time"], burn_block_time=raw["burn_block_time"],
             burn_block_height=raw["burn_block_height"], tx_count=raw["tx_count"],
+        )
+
+
+@dataclass(frozen=True)
+class BurnBlock:
+    """A Bitcoin block that carries Stacks blocks: their hashes and their transaction count."""
+
+    burn_block_height: int
+    burn_block_hash: str
+    burn_block_time: int
+    stacks_blocks: tuple[str, ...]  # block hashes, newest first
+    total_tx_count: int
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> BurnBlock:
+        return cls(
+            burn_block_height=raw["burn_block_height"], burn_block_hash=raw["burn_block_hash"],
+            burn_block_time=raw["burn_block_time"], stacks_blocks=tuple(raw["stacks_blocks"]),
+            total_tx_count=raw["total_tx_count"],
         )
 
 
@@ -188,6 +210,31 @@ def get_block(client: HiroClient, block: int | str) -> Block:
             raise BlockNotFound(block, exc.server_message) from None
         raise
     return Block.from_json(body)
+
+
+def list_burn_blocks(
+    client: HiroClient, *, limit: int = MAX_BLOCK_LIMIT, offset: int = 0
+) -> list[BurnBlock]:
+    """GET /extended/v2/burn-blocks: burn blocks with Stacks blocks, newest first, from
+    `offset` (plain offset paging over a growing chain: overlap pages to never miss one)."""
+    _check_int("limit", limit, 1, MAX_BLOCK_LIMIT)
+    _check_int("offset", offset, 0)
+    body, _headers, _elapsed = client.get_json(
+        V2_BURN_BLOCKS_PATH, {"limit": limit, "offset": offset}, _check_burn_block_page
+    )
+    return [BurnBlock.from_json(b) for b in body["results"]]
+
+
+def get_burn_block(client: HiroClient, burn_height: int | str) -> BurnBlock | None:
+    """GET /extended/v2/burn-blocks/{height|hash|latest}; None when it carries no Stacks block."""
+    ident = _block_ident(burn_height)
+    try:
+        body, _h, _e = client.get_json(f"{V2_BURN_BLOCKS_PATH}/{ident}", {}, _check_burn_block)
+    except HiroRequestError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return BurnBlock.from_json(body)
 
 
 def block_at_time(client: HiroClient, unix_seconds: int) -> Block | None:
@@ -282,6 +329,33 @@ def _check_block(body: Any) -> str | None:
     for key in _BLOCK_HASHES:
         if not isinstance(body.get(key), str) or not _HASH.match(body[key]):
             return f"block '{key}' missing or not 0x + 64 hex"
+    return None
+
+
+def _check_burn_block(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return f"expected a burn block object, got {type(body).__name__}"
+    for key in ("burn_block_height", "burn_block_time", "total_tx_count"):
+        if not _is_int(body.get(key)) or body[key] < 0:
+            return f"burn block '{key}' missing or not a non-negative integer"
+    if not isinstance(body.get("burn_block_hash"), str):
+        return "burn block 'burn_block_hash' missing"
+    blocks = body.get("stacks_blocks")
+    if not isinstance(blocks, list) or not all(isinstance(h, str) for h in blocks):
+        return "burn block 'stacks_blocks' missing or not a list of hashes"
+    return None
+
+
+def _check_burn_block_page(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return f"expected an object, got {type(body).__name__}"
+    results = body.get("results")
+    if not isinstance(results, list):
+        return "'results' missing or not a list"
+    for raw in results:
+        problem = _check_burn_block(raw)
+        if problem:
+            return problem
     return None
 
 

@@ -545,6 +545,8 @@ def _route_name(path: str) -> str:
         return "v3_block_transactions"
     if path.startswith("/extended/v3/"):
         return "v3_transactions"
+    if path.startswith("/extended/v2/burn-blocks"):
+        return "v2_burn_blocks"
     if path.startswith("/extended/v2/blocks/by-block-time/"):
         return "v2_block_by_time"
     if path.startswith("/extended/v2/blocks/"):

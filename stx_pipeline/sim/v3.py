@@ -11,6 +11,9 @@ Routes (API v9.0.2, read from `src/api/routes/v3/*.ts`, `src/api/routes/v2/block
   `GET /extended/v2/blocks/{latest|height|hash}` and `GET /extended/v2/blocks/by-block-time/
   {unix}`: blocks with `tx_count`, hashes and times. None is deprecated (only
   `/extended/v2/blocks/{id}/transactions` is).
+- `GET /extended/v2/burn-blocks?limit=0..30&offset>=0` and `/extended/v2/burn-blocks/{id}`:
+  Bitcoin blocks that carry Stacks blocks, each with its `stacks_blocks` (block hashes, newest
+  first) and `total_tx_count`: one request counts ~30 tenures of transactions.
 
 The server wraps these answers with the same gateway, fault and header handling as v1.
 """
@@ -18,6 +21,7 @@ The server wraps these answers with the same gateway, fault and header handling 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
 
 V3_TRANSACTIONS = "/extended/v3/transactions"
 V2_BLOCKS = "/extended/v2/blocks"
+V2_BURN_BLOCKS = "/extended/v2/burn-blocks"
+_V2_BURN_BLOCK = re.compile(r"^/extended/v2/burn-blocks/([^/]+)$")
 _V3_BLOCK_TXS = re.compile(r"^/extended/v3/blocks/([^/]+)/transactions$")
 _V2_BY_TIME = re.compile(r"^/extended/v2/blocks/by-block-time/([^/]+)$")
 _V2_BLOCK = re.compile(r"^/extended/v2/blocks/(?!average-times$|by-block-time$)([^/]+)$")
@@ -53,7 +59,8 @@ MUST_REVALIDATE = "public, no-cache, must-revalidate"
 def serves(path: str) -> bool:
     """True for the v3 / v2 routes this module answers."""
     return (
-        path in (V3_TRANSACTIONS, V2_BLOCKS)
+        path in (V3_TRANSACTIONS, V2_BLOCKS, V2_BURN_BLOCKS)
+        or _V2_BURN_BLOCK.match(path) is not None
         or _V3_BLOCK_TXS.match(path) is not None
         or _V2_BY_TIME.match(path) is not None
         or _V2_BLOCK.match(path) is not None
@@ -215,6 +222,27 @@ def block_json(chain: Chain, b: int) -> dict[str, Any]:
     }
 
 
+def burn_block_json(chain: Chain, t: int, tip: int) -> dict[str, Any]:
+    """A `BurnBlock`: tenure t's visible Stacks blocks (hashes, newest first) and tx count."""
+    first = int(np.searchsorted(chain.b_tenure, t, "left"))
+    last = min(int(np.searchsorted(chain.b_tenure, t, "right")) - 1, tip)
+    blocks = range(last, first - 1, -1)
+    a, _ = block_rows(chain, first)
+    _, z = block_rows(chain, last)
+    times = [int(chain.b_time[b]) for b in range(first, last + 1)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    burn = int(chain.t_time[t])
+    return {
+        "burn_block_time": burn,
+        "burn_block_time_iso": iso(burn),
+        "burn_block_hash": _hash(chain.seed, "burn", t),
+        "burn_block_height": GENESIS_BURN_HEIGHT + t,
+        "stacks_blocks": [chain.block_hash(b) for b in blocks],
+        "avg_block_time": round(sum(gaps) / len(gaps), 2) if gaps else 0,
+        "total_tx_count": z - a,
+    }
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -260,6 +288,11 @@ class V3Routes:
                     return self._transactions(params, now, if_none_match)
                 if path == V2_BLOCKS:
                     return self._blocks(params, now, if_none_match)
+                if path == V2_BURN_BLOCKS:
+                    return self._burn_blocks(params, now, if_none_match)
+                m = _V2_BURN_BLOCK.match(path)
+                if m:
+                    return self._burn_block(m.group(1), now, if_none_match)
                 m = _V3_BLOCK_TXS.match(path)
                 if m:
                     return self._block_transactions(m.group(1), params, now, if_none_match)
@@ -395,6 +428,52 @@ class V3Routes:
             "results": results,
         }
         return Answer(200, body, headers)
+
+    def _burn_blocks(
+        self, params: dict[str, list[str]], now: int, if_none_match: str | None
+    ) -> Answer:
+        limit = BLOCK_DEFAULT_LIMIT
+        if "limit" in params:  # `args.limit ?? default`: an explicit 0 selects nothing
+            limit = _integer("limit", params["limit"], 0, BLOCK_MAX_LIMIT)
+        offset = _integer("offset", params["offset"], 0, None) if "offset" in params else 0
+        headers, hit = self._tip_cache(now, if_none_match)
+        if hit:
+            return Answer(304, None, headers)
+        chain = self.sim.chain
+        tip = chain.tip_block(now)
+        top = int(chain.b_tenure[tip]) - offset if tip >= 0 else -1
+        tenures = range(top, max(top - limit, -1), -1) if top >= 0 else range(0)
+        results = [burn_block_json(chain, t, tip) for t in tenures]
+        # `total` is chain_tip.block_count (Stacks blocks), as the API's query selects it
+        body = {"limit": limit, "offset": offset, "total": tip + 1 if results else 0,
+                "results": results}
+        return Answer(200, body, headers)
+
+    def _burn_block(self, ident: str, now: int, if_none_match: str | None) -> Answer:
+        if not (ident == "latest" or _HASH.match(ident) or ident.isdigit()):
+            raise _schema_error(
+                "params/height_or_hash must be equal to constant, params/height_or_hash must "
+                'match pattern "^(0x)?[a-fA-F0-9]{64}$", params/height_or_hash must be integer,'
+                " params/height_or_hash must match a schema in anyOf"
+            )
+        headers, hit = self._tip_cache(now, if_none_match)
+        if hit:
+            return Answer(304, None, headers)
+        chain = self.sim.chain
+        tip = chain.tip_block(now)
+        top = int(chain.b_tenure[tip]) if tip >= 0 else -1
+        t: int | None = None
+        if ident == "latest":
+            t = top if top >= 0 else None
+        elif _HASH.match(ident):
+            h = ident.lower() if ident.startswith("0x") else "0x" + ident.lower()
+            t = next((x for x in range(top, -1, -1) if _hash(chain.seed, "burn", x) == h), None)
+        else:
+            x = int(ident) - GENESIS_BURN_HEIGHT
+            t = x if 0 <= x <= top else None
+        if t is None:
+            return _not_found("Not found")
+        return Answer(200, burn_block_json(chain, t, tip), headers)
 
     def _block(self, ident: str, now: int, if_none_match: str | None) -> Answer:
         _check_block_ident(ident)
