@@ -124,3 +124,37 @@ def test_observations_with_coverage_and_rows_are_recorded_during_the_run(
                       and f"% of the {TARGET_DAYS}-day target" in line]
     assert len(progress_lines) >= len(observations)
     assert not [line for line in log_lines if "Progress(" in line]
+
+
+def test_rate_limit_state_and_the_line_read_as_sentences() -> None:
+    """The words a person reads: pacing, backing off after 429s, a duration, no repr."""
+    from stx_pipeline.backfill import Progress
+    from stx_pipeline.defs.transactions.progress import (
+        RateLimitState,
+        format_duration,
+        progress_line,
+    )
+    from stx_pipeline.hiro.client import HiroClient
+
+    with HiroClient("http://127.0.0.1:9", requests_per_minute=500) as client:
+        assert RateLimitState.of(client, 0).describe() == "paced at 500 requests/min"
+        client.stats.add(responses_429=2)
+        state = RateLimitState.of(client, 0)
+        assert state.describe() == "backing off: 2 × HTTP 429 since the last report"
+        assert RateLimitState.of(client, state.responses_429).new_429 == 0
+    with HiroClient("http://127.0.0.1:9") as unpaced:
+        assert RateLimitState.of(unpaced, 0).describe() == "no client-side limit"
+
+    assert [format_duration(s) for s in (None, 45, 12 * 60, 3.5 * 3600)] == [
+        "unknown", "45 s", "12 min", "3.5 h",
+    ]
+    progress = Progress(
+        phase="phase 2 (history)", windows_done=1, windows_planned=9, rows_inserted=1234,
+        pages=30, rows_per_second=56.7, eta_seconds=600.0, coverage_percent=12.345,
+    )
+    line = progress_line(progress, 5234, 30, RateLimitState(500.0, 0, 0, 0.0))
+    assert line == (
+        "backfill 12.3 % of the 30-day target · 5,234 rows (+1,234 this run, 57 rows/s) · "
+        "ETA 10 min · phase 2 (history) · 1 window fetched · 30 pages · "
+        "paced at 500 requests/min"
+    )
