@@ -1,7 +1,9 @@
 """The simulated chain: numpy column arrays, deterministic from a seed, queried like Hiro's SQL.
 
-Rows are kept sorted by (block_height, tx_index); because block and burn times only grow with
-height, time filters and visibility are binary searches, and a page is a slice. Only the rows
+Rows are kept sorted by (block_height, tx_index); block times only grow with height, so
+visibility is a binary search and a page is a slice. Burn (Bitcoin header) times grow with
+height too unless the out-of-order flags are on: then time filters go through a burn-time
+index (a stable argsort), which keeps the API's tie-breakers exact. Only the rows
 actually served are turned into Python objects (see `TxRow` and `txjson.py`), which is what
 lets 10^6+ transactions answer a page in a few milliseconds.
 
@@ -43,6 +45,7 @@ N_SPONSORS = 6
 USER_BASE = N_MINERS + N_SPONSORS  # wallet ids: miners, then sponsor services, then users
 BLOCK_INTERVAL = 30.0  # mean seconds between Stacks blocks inside a tenure
 REMINED_KEY_BASE = 1 << 62  # tx keys of transactions first seen in a reorg
+MAX_FUTURE_SECONDS = 7200  # Bitcoin rejects a header more than 2 h ahead of network time
 
 _CONTRACT_BASES = (
     "amm-pool-v2-01", "univ2-router", "stackingdao-core-v3", "sbtc-token", "sbtc-deposit",
@@ -148,14 +151,22 @@ _ROW_FIELDS: dict[str, Any] = {
 class Chain:
     """Column store of one simulated Stacks chain, with Hiro-like queries and reorgs."""
 
-    def __init__(self, seed: int, history_days: float, tx_per_day: float, now: int) -> None:
+    def __init__(
+        self, seed: int, history_days: float, tx_per_day: float, now: int, *,
+        burn_disorder: float = 0.0, burn_ahead: float = 0.0,
+    ) -> None:
         self.seed = int(seed)
+        # Bitcoin header times: a block needs only a time above the median of the previous
+        # 11 (so it can be earlier than its parent) and at most 2 h ahead of network time.
+        self.burn_disorder = float(burn_disorder)
+        self.burn_ahead = float(burn_ahead)
         self.tx_per_day = float(tx_per_day)
         self.genesis_time = int(now - history_days * 86_400)
         self.lock = threading.RLock()
         self.version = 0  # bumped on every mutation; keys the query caches
         # tenures, blocks, rows
-        self.t_time = np.zeros(0, np.int64)
+        self.t_time = np.zeros(0, np.int64)  # when the tenure really started
+        self.t_header = np.zeros(0, np.int64)  # its burn block's header time (burn_block_time)
         self.t_miner = np.zeros(0, np.int64)
         self.b_time = np.zeros(0, np.int64)
         self.b_tenure = np.zeros(0, np.int64)
@@ -175,6 +186,7 @@ class Chain:
         self._addr_index: dict[str, int] | None = None
         self._type_cache: dict[tuple[frozenset[int], int], np.ndarray] = {}
         self._sort_cache: tuple[tuple[Any, ...], np.ndarray] | None = None
+        self._burn_index: tuple[int, tuple[np.ndarray, np.ndarray] | None] | None = None
         rng = np.random.default_rng([self.seed, 0xC0DE])
         self._contract_funcs = rng.integers(1, 7, N_CONTRACTS)
         self._contract_func_start = rng.integers(0, len(_FUNCTIONS), N_CONTRACTS)
@@ -199,6 +211,7 @@ class Chain:
         for key in self.rows:
             self.rows[key] = np.concatenate([self.rows[key], *[c[key] for c in chunks]])
         self.t_time = np.concatenate([self.t_time, *[c["t_time"] for c in chunks]])
+        self.t_header = np.concatenate([self.t_header, *[c["t_header"] for c in chunks]])
         self.t_miner = np.concatenate([self.t_miner, *[c["t_miner"] for c in chunks]])
         self.b_time = np.concatenate([self.b_time, *[c["b_time"] for c in chunks]])
         self.b_tenure = np.concatenate([self.b_tenure, *[c["b_tenure"] for c in chunks]])
@@ -211,6 +224,7 @@ class Chain:
         self.version += 1
         self._type_cache.clear()
         self._sort_cache = None
+        self._burn_index = None
         self._addr_index = None
 
     def _grow_nonces(self, n: int) -> None:
@@ -336,7 +350,8 @@ class Chain:
         key = (np.uint64(k) << np.uint64(24)) + np.arange(n, dtype=np.uint64)
         b_global = blocks + b_first
         b_ten_global = b_ten_local + t_first
-        burn = t_time[ten_local]
+        t_header = self._header_times(t_time, k)
+        burn = t_header[ten_local]
         self._chunks += 1
         self.generated_until = chunk_end
         out = {
@@ -345,9 +360,31 @@ class Chain:
             "status": status.astype(np.int8), "sender": sender, "nonce": nonce, "fee": fee,
             "sponsor": sponsor, "sponsor_nonce": sponsor_nonce, "contract": contract,
             "func": func, "recipient": recipient, "amount": amount, "key": key,
-            "t_time": t_time, "t_miner": t_miner, "b_time": b_time,
+            "t_time": t_time, "t_header": t_header, "t_miner": t_miner, "b_time": b_time,
             "b_tenure": b_ten_global.astype(np.int64),
         }
+        return out
+
+    def _header_times(self, t_time: np.ndarray, chunk: int) -> np.ndarray:
+        """Header times of a chunk's burn blocks: their real times, unless the flags perturb
+        some within Bitcoin's rules (above the median of the previous 11, at most 2 h ahead).
+        A separate RNG stream, so the default chain is the same with the flags off."""
+        if not (self.burn_disorder or self.burn_ahead):
+            return t_time.copy()
+        rng = np.random.default_rng([self.seed, 0xB17C, chunk])
+        prev = [int(x) for x in self.t_header[-11:]]
+        out = np.empty_like(t_time)
+        for i, real in enumerate(t_time.tolist()):
+            mtp = int(np.median(prev[-11:])) if prev else real - 1
+            u = rng.random()
+            header = real
+            if u < self.burn_ahead:
+                header = real + int(rng.integers(60, MAX_FUTURE_SECONDS + 1))
+            elif u < self.burn_ahead + self.burn_disorder and prev and prev[-1] - mtp > 2:
+                header = int(rng.integers(mtp + 1, prev[-1]))
+            out[i] = max(header, mtp + 1)
+            prev.append(int(out[i]))
+            prev = prev[-11:]
         return out
 
     @staticmethod
@@ -425,18 +462,52 @@ class Chain:
             self._type_cache[ck] = got
         return got
 
+    def burn_sorted(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(positions ordered by (burn time, position), their burn times), or None while burn
+        times grow with the row order and a binary search on the rows suffices."""
+        if self._burn_index is not None and self._burn_index[0] == self.version:
+            return self._burn_index[1]
+        burn = self.rows["burn"]
+        index: tuple[np.ndarray, np.ndarray] | None = None
+        if len(burn) > 1 and not bool(np.all(burn[1:] >= burn[:-1])):
+            perm = np.argsort(burn, kind="stable")
+            index = (perm, burn[perm])
+        self._burn_index = (self.version, index)
+        return index
+
+    def _in_burn_range(
+        self, start: int | None, end: int | None, visible: int
+    ) -> tuple[int, int, np.ndarray | None]:
+        """Visible rows with burn time in [start, end]: a row range (lo, hi, None) when burn
+        times are monotonic, else (0, 0, positions in (burn time, position) order)."""
+        index = self.burn_sorted()
+        if index is None:
+            burn = self.rows["burn"]
+            lo, hi = 0, visible
+            if start:
+                lo = max(lo, int(np.searchsorted(burn, start, "left")))
+            if end:
+                hi = min(hi, int(np.searchsorted(burn, end, "right")))
+            return lo, max(hi, lo), None
+        perm, sorted_burn = index
+        a = int(np.searchsorted(sorted_burn, start, "left")) if start else 0
+        b = int(np.searchsorted(sorted_burn, end, "right")) if end else len(perm)
+        sel = perm[a:b]
+        return 0, 0, sel[sel < visible]
+
     def query(self, q: Query, sim_now: float) -> tuple[int, list[int]]:
         """(total, row positions of the page) for a validated query, Hiro's ordering."""
         with self.lock:
             r = self.rows
-            lo, hi = 0, self.visible_rows(sim_now)
-            if q.start_time:
-                lo = max(lo, int(np.searchsorted(r["burn"], q.start_time, "left")))
-            if q.end_time:
-                hi = min(hi, int(np.searchsorted(r["burn"], q.end_time, "right")))
-            hi = max(hi, lo)
+            lo, hi, by_burn = self._in_burn_range(
+                q.start_time, q.end_time, self.visible_rows(sim_now))
             cand: np.ndarray | None = None
-            if q.types:
+            if by_burn is not None:
+                # burn order for sort_by=burn_block_time, else (block_height, tx_index) order
+                cand = by_burn if q.sort_by == "burn_block_time" else np.sort(by_burn)
+                if q.types:
+                    cand = cand[np.isin(r["ttype"][cand], np.array(sorted(q.types), np.int8))]
+            elif q.types:
                 tp = self._type_positions(q.types)
                 cand = tp[np.searchsorted(tp, lo) : np.searchsorted(tp, hi)]
             masks = []
@@ -462,7 +533,7 @@ class Chain:
                 else:
                     sel = order[q.offset : q.offset + q.limit]
                 return total, [int(x) for x in sel]
-            # block_height and burn_block_time share the row order (burn time grows with height)
+            # `cand` (or the row range) is already in the sort's ascending order
             if q.desc:
                 end = total - q.offset
                 idx = np.arange(end - 1, max(end - q.limit, 0) - 1, -1)
@@ -491,11 +562,11 @@ class Chain:
 
     def _fee_order(self, cand: np.ndarray | None, lo: int, hi: int, q: Query) -> np.ndarray:
         """Row positions sorted by (fee, position) ascending; cached for paging."""
-        ck = (self.version, lo, hi, q.types, q.sender, q.recipient, q.nonce, q.contract_id,
-              q.function_name)
+        ck = (self.version, lo, hi, q.start_time, q.end_time, q.types, q.sender, q.recipient,
+              q.nonce, q.contract_id, q.function_name)
         if self._sort_cache is not None and self._sort_cache[0] == ck:
             return self._sort_cache[1]
-        pos = np.arange(lo, hi) if cand is None else cand
+        pos = np.arange(lo, hi) if cand is None else np.sort(cand)
         order = pos[np.argsort(self.rows["fee"][pos], kind="stable")]
         self._sort_cache = (ck, order)
         return order
@@ -528,7 +599,7 @@ class Chain:
             block_time=int(v["btime"]),
             burn_block_time=int(v["burn"]),
             burn_block_height=GENESIS_BURN_HEIGHT + ten,
-            parent_burn_block_time=int(self.t_time[prev_ten]),
+            parent_burn_block_time=int(self.t_header[prev_ten]),
             tx_type=TX_TYPES[ttype],
             tx_status=TX_STATUSES[int(v["status"])],
             sender_address=self.address(int(v["sender"])),
@@ -556,15 +627,13 @@ class Chain:
     ) -> list[dict[str, Any]]:
         with self.lock:
             r = self.rows
-            lo, hi = 0, self.visible_rows(sim_now)
-            if start_time is not None:
-                lo = max(lo, int(np.searchsorted(r["burn"], start_time, "left")))
-            if end_time is not None:
-                hi = min(hi, int(np.searchsorted(r["burn"], end_time, "right")))
-            cols = {k: r[k][lo:hi].tolist() for k in r}
+            lo, hi, by_burn = self._in_burn_range(
+                start_time, end_time, self.visible_rows(sim_now))
+            pos = np.arange(lo, hi) if by_burn is None else np.sort(by_burn)
+            cols = {k: r[k][pos].tolist() for k in r}
             out = [
                 self._make_row({k: cols[k][i] for k in cols}, True).ground_truth()
-                for i in range(max(hi - lo, 0))
+                for i in range(len(pos))
             ]
             if include_orphaned:
                 for o in self.orphaned:
@@ -576,16 +645,24 @@ class Chain:
             return out
 
     # ------------------------------------------------------------------ reorg
-    def reorg(self, depth: int, sim_now: float) -> dict[str, Any]:
+    def reorg(self, depth: int, sim_now: float, burn_blocks: int = 0) -> dict[str, Any]:
         """Orphan the newest `depth` visible blocks and mine replacements at the same heights.
 
         Re-mined txs keep tx_id, sender and nonce and their relative order. Dropped txs take
         their sender's (and sponsor's) later orphaned txs with them, and the not-yet-visible
         txs of those wallets shift their nonces down, so nonce sequences stay contiguous. New
         txs come from brand-new wallets (nonce 0). System txs are re-mined in place.
+
+        `burn_blocks` > 0 is a Bitcoin fork instead: every Stacks block of the newest
+        `burn_blocks` burn blocks is orphaned, and the replacement burn blocks carry new
+        header times (above the median of the previous 11), so re-mined transactions change
+        `burn_block_time`, and some land in a later tenure than before.
         """
         with self.lock:
             tip = self.tip_block(sim_now)
+            if burn_blocks > 0 and tip >= 0:
+                first_tenure = max(0, int(self.b_tenure[tip]) - int(burn_blocks) + 1)
+                depth = tip - int(np.searchsorted(self.b_tenure, first_tenure, "left")) + 1
             depth = max(1, min(int(depth), tip + 1))
             b0 = tip - depth + 1
             r = self.rows
@@ -607,10 +684,18 @@ class Chain:
                 v["block_hash"], v["index_block_hash"] = bh, ibh
                 self.orphaned.append(self._make_row(v, False).ground_truth())
             self.b_fork[b0 : tip + 1] += 1
+            if burn_blocks > 0:
+                self._retime_tenures(rng, int(self.b_tenure[b0]), int(self.b_tenure[tip]), z)
             keep = {k: v[~drop] for k, v in old.items()}
             n_new = int(rng.integers(1, 4 + max(1, n_old // 3)))
             new = self._new_user_rows(rng, n_new, b0, tip)
-            merged = self._merge_replacement(rng, keep, new, b0, tip)
+            # A Bitcoin fork's first replacement burn block may carry no Stacks transactions:
+            # its users' transactions are re-mined in the later tenures.
+            user_from = b0
+            if burn_blocks > 1:
+                user_from = int(np.searchsorted(self.b_tenure, int(self.b_tenure[b0]) + 1))
+                user_from = min(user_from, tip)
+            merged = self._merge_replacement(rng, keep, new, b0, tip, user_from)
             for k in r:
                 r[k] = np.concatenate([r[k][:a], merged[k], r[k][z:]])
             self._bump()
@@ -625,6 +710,19 @@ class Chain:
                 "dropped_tx_ids": [o["tx_id"] for o in self.orphaned[-int(drop.sum()) :]]
                 if drop.any() else [],
             }
+
+    def _retime_tenures(self, rng: np.random.Generator, t0: int, t1: int, z: int) -> None:
+        """New header times for the replacement burn blocks t0..t1; rows from `z` on that sit
+        in those tenures (not yet visible) follow their tenure."""
+        for t in range(t0, t1 + 1):
+            prev = self.t_header[max(0, t - 11) : t]
+            mtp = int(np.median(prev)) if len(prev) else int(self.t_time[t]) - 1
+            self.t_header[t] = max(mtp + 1, int(self.t_time[t]) + int(rng.integers(-300, 301)))
+        r = self.rows
+        later = np.arange(z, len(r["block"]))
+        ten = self.b_tenure[r["block"][later]]
+        moved = later[(ten >= t0) & (ten <= t1)]
+        r["burn"][moved] = self.t_header[self.b_tenure[r["block"][moved]]]
 
     def _choose_drops(
         self, rng: np.random.Generator, old: dict[str, np.ndarray], is_sys: np.ndarray
@@ -698,7 +796,7 @@ class Chain:
 
     def _merge_replacement(
         self, rng: np.random.Generator, keep: dict[str, np.ndarray],
-        new: dict[str, np.ndarray], b0: int, tip: int,
+        new: dict[str, np.ndarray], b0: int, tip: int, user_from: int | None = None,
     ) -> dict[str, np.ndarray]:
         """Lay kept (in order) and new txs into blocks b0..tip; system txs open their block."""
         is_sys = np.isin(keep["ttype"], [T_COINBASE, T_TENURE])
@@ -707,7 +805,8 @@ class Chain:
         nu, nn = len(user["key"]), len(new["key"])
         ins = np.sort(rng.integers(0, nu + 1, nn))
         seq = {k: np.insert(user[k], ins, new[k]) for k in user}
-        seq["block"] = np.sort(rng.integers(b0, tip + 1, nu + nn))  # sorted: order is kept
+        first = b0 if user_from is None else user_from
+        seq["block"] = np.sort(rng.integers(first, tip + 1, nu + nn))  # sorted: order is kept
         allr = {k: np.concatenate([sys_rows[k], seq[k]]) for k in seq}
         sub = np.concatenate([sys_rows["tx_index"].astype(np.float64), 2.0 + np.arange(nu + nn)])
         order = np.lexsort((sub, allr["block"]))
@@ -715,7 +814,7 @@ class Chain:
         bl = allr["block"]
         allr["tx_index"] = (np.arange(len(bl)) - np.searchsorted(bl, bl, "left")).astype(np.int32)
         allr["btime"] = self.b_time[bl]
-        allr["burn"] = self.t_time[self.b_tenure[bl]]
+        allr["burn"] = self.t_header[self.b_tenure[bl]]
         return allr
 
     # ------------------------------------------------------------------ helpers for tests/admin

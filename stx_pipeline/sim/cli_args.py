@@ -41,6 +41,16 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--wrong-content-type", action="store_true", help="answer 200 text/html")
     f.add_argument("--rate-limit-rpm", type=int, default=None)
     f.add_argument("--ratelimit-reset-form", choices=("seconds", "timestamp"), default="seconds")
+    c = parser.add_argument_group("simulator: a recent past that changes (mainnet behaviour)")
+    c.add_argument("--burn-time-disorder", type=float, default=0.0,
+                   help="share of burn blocks timed before their parent (median-time-past rule)")
+    c.add_argument("--burn-time-ahead", type=float, default=0.0,
+                   help="share of burn blocks timed up to 2 h ahead of their Stacks blocks")
+    c.add_argument("--reorg-after-requests", type=int, default=None,
+                   help="fire one reorg once this many requests were served")
+    c.add_argument("--reorg-depth", type=int, default=3, help="Stacks blocks that reorg orphans")
+    c.add_argument("--reorg-burn-blocks", type=int, default=0,
+                   help="make that reorg a Bitcoin fork this many burn blocks deep")
     f.add_argument("--quota-exhausted-seconds", type=int, default=None,
                    help="every request 429 with this retry-after")
 
@@ -70,4 +80,9 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         rate_limit_rpm=ns.rate_limit_rpm,
         ratelimit_reset_form=ns.ratelimit_reset_form,
         quota_exhausted_seconds=ns.quota_exhausted_seconds,
+        burn_time_disorder=ns.burn_time_disorder,
+        burn_time_ahead=ns.burn_time_ahead,
+        reorg_after_requests=ns.reorg_after_requests,
+        reorg_depth=ns.reorg_depth,
+        reorg_burn_blocks=ns.reorg_burn_blocks,
     )

@@ -130,7 +130,7 @@ MALFORMATIONS: tuple[str, ...] = (
     "negative_fee",
     "non_numeric_fee",
     "unknown_type",
-    "time_order",
+    "bad_block_hash",
 )
 
 
@@ -157,6 +157,7 @@ def malform(tx: dict[str, Any], kind: str) -> dict[str, Any]:
         bad["fee_rate"] = "lots"
     elif kind == "unknown_type":
         bad["tx_type"] = "quantum_transfer"
-    elif kind == "time_order":
-        bad["block_time"] = int(bad["burn_block_time"]) - 600
+    elif kind == "bad_block_hash":
+        # (block_time before burn_block_time is legal: a header may run ahead of its blocks)
+        bad["block_hash"] = "0x"
     return bad

@@ -84,12 +84,21 @@ class SimConfig:
     api_version: str = "v9.0.2 (master:759c4a58)"
     # An API from before v9.0.0: no /extended/v3 routes, no deprecation Warning on v1.
     pre_v9: bool = False
+    # the chain's recent past changing, as on mainnet (all off by default; see chain.py)
+    burn_time_disorder: float = 0.0  # share of burn blocks timed before their parent
+    burn_time_ahead: float = 0.0  # share of burn blocks timed ahead of their Stacks blocks
+    reorg_after_requests: int | None = None  # one reorg, fired when this many were served
+    reorg_depth: int = 3  # Stacks blocks orphaned by that reorg ...
+    reorg_burn_blocks: int = 0  # ... or, when > 0, a Bitcoin fork this many burn blocks deep
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS:
             raise ValueError(f"the simulator binds loopback only, not {self.host!r}")
         if self.history_days <= 0 or self.tx_per_day < 0 or self.speed < 0:
             raise ValueError("history_days must be > 0, tx_per_day and speed >= 0")
+        for name in ("burn_time_disorder", "burn_time_ahead"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a share between 0 and 1")
         self.fault_kinds = tuple(self.fault_kinds)
 
     def fault_settings(self) -> FaultSettings:
@@ -154,7 +163,12 @@ class Simulator:
         self.config = cfg
         start = int(cfg.now if cfg.now is not None else time.time())
         self.clock = SimClock(start, cfg.speed, cfg.frozen)
-        self.chain = Chain(cfg.seed, cfg.history_days, cfg.tx_per_day, start)
+        self.chain = Chain(
+            cfg.seed, cfg.history_days, cfg.tx_per_day, start,
+            burn_disorder=cfg.burn_time_disorder, burn_ahead=cfg.burn_time_ahead,
+        )
+        self._scheduled_reorg = cfg.reorg_after_requests
+        self.reorgs: list[dict[str, Any]] = []
         self.chain.ensure_generated(start + cfg.lookahead_days * 86_400)
         self.faults = FaultInjector(cfg.fault_settings())
         self.limiter = RateLimiter(
@@ -225,8 +239,22 @@ class Simulator:
         self.chain.ensure_generated(now + 3600)
         return now
 
-    def reorg(self, depth: int) -> dict[str, Any]:
-        return self.chain.reorg(depth, self.now())
+    def reorg(self, depth: int = 1, burn_blocks: int = 0) -> dict[str, Any]:
+        """Orphan the newest `depth` Stacks blocks, or (burn_blocks > 0) a Bitcoin fork."""
+        info = self.chain.reorg(depth, self.now(), burn_blocks=burn_blocks)
+        self.reorgs.append(info)
+        return info
+
+    def _maybe_scheduled_reorg(self) -> None:
+        """The reorg of `reorg_after_requests`, fired once, in the middle of a client's run."""
+        due = self._scheduled_reorg
+        if due is None or self._stats.requests < due:
+            return
+        with self.chain.lock:
+            if self._scheduled_reorg is None:
+                return
+            self._scheduled_reorg = None
+            self.reorg(self.config.reorg_depth, self.config.reorg_burn_blocks)
 
     def tip(self) -> dict[str, Any]:
         return self.chain.tip(self.now())
@@ -466,6 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
         chain = sim.chain
         now = sim.now()
         chain.ensure_generated(now + 3600)
+        sim._maybe_scheduled_reorg()
         try:
             req = parse_tx_list(params, chain.wallet_of)
         except ParamError as e:
@@ -519,7 +548,8 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and path == "/__sim__/info":
                 return _json(200, sim.info())
             if method == "POST" and path == "/__sim__/reorg":
-                return _json(200, sim.reorg(int(num("depth", 1) or 1)))
+                return _json(200, sim.reorg(int(num("depth", 1) or 1),
+                                            int(num("burn_blocks", 0) or 0)))
             if method == "POST" and path == "/__sim__/advance":
                 return _json(200, {"sim_now": sim.advance(num("seconds", 0) or 0.0)})
             if method == "POST" and path == "/__sim__/faults":
