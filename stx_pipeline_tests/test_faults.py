@@ -235,8 +235,10 @@ def test_version_2_file_loses_its_primary_key_index_and_keeps_rows(tmp_path):
 
     db = tmp_path / "w.duckdb"
     con = duckdb.connect(str(db))
-    con.execute(TRANSACTIONS_DDL.replace("tx_id              VARCHAR NOT NULL,",
-                                         "tx_id              VARCHAR PRIMARY KEY,"))
+    v2_ddl = "\n".join(line for line in TRANSACTIONS_DDL.splitlines()
+                        if "index_block_hash" not in line)  # a version-4 column
+    con.execute(v2_ddl.replace("tx_id              VARCHAR NOT NULL,",
+                               "tx_id              VARCHAR PRIMARY KEY,"))
     con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
     con.execute("INSERT INTO schema_version VALUES (2, now())")
     con.execute(
@@ -255,3 +257,43 @@ def test_version_2_file_loses_its_primary_key_index_and_keeps_rows(tmp_path):
     version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
     con.close()
     assert (pk, rows, version) == (0, [("0x01", "SP1")], SCHEMA_VERSION)
+
+
+def test_version_3_file_gains_finality_and_keeps_its_ledger(tmp_path):
+    """Version 4 added `index_block_hash` and the ledger's `final`: windows sealed long
+    before the newest row become final, the recent ones provisional (re-verified)."""
+    from stx_pipeline.warehouse.schema import COVERAGE_LEDGER_DDL, TRANSACTIONS_DDL
+
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("\n".join(line for line in TRANSACTIONS_DDL.splitlines()
+                          if "index_block_hash" not in line))
+    con.execute(COVERAGE_LEDGER_DDL.replace(
+        ",\n    final          BOOLEAN NOT NULL DEFAULT false,\n    verified_head  TIMESTAMPTZ",
+        ""))
+    assert "final" not in {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name ="
+        " 'coverage_ledger'").fetchall()}
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+    con.execute("INSERT INTO schema_version VALUES (3, now())")
+    con.execute(
+        "INSERT INTO transactions VALUES ('0x01', 'coinbase', 'success', 'SP1', false, NULL,"
+        " 'SP1', 0, 0, 1, '0xab', 0, to_timestamp(100000), to_timestamp(100000), 1, true,"
+        " NULL, NULL, NULL, NULL, now())"
+    )
+    for start, end in ((0, 999), (90000, 99999)):
+        con.execute(
+            "INSERT INTO coverage_ledger (window_start, window_end, expected, loaded, status,"
+            " fetched_at) VALUES (to_timestamp(?), to_timestamp(?), 0, 0, 'sealed', now())",
+            [start, end])
+    con.close()
+    open_db(db).close()
+    con = duckdb.connect(str(db), read_only=True)
+    final = con.execute("SELECT epoch(window_start)::BIGINT, final FROM coverage_ledger"
+                        " ORDER BY 1").fetchall()
+    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns"
+                                      " WHERE table_name = 'transactions'").fetchall()}
+    version = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    con.close()
+    assert final == [(0, True), (90000, False)]
+    assert "index_block_hash" in cols and version == SCHEMA_VERSION

@@ -9,6 +9,10 @@ Choices made here:
 - `fee_payer` is the sponsor for sponsored transactions, else the sender (design §2.3).
 - `block_time` falls back to `burn_block_time` when missing or 0: before Nakamoto the
   API itself reports `block_time || burn_block_time`, and pre-v7.10 answers lack it.
+- `block_time < burn_block_time` is legal and kept: a Bitcoin header may be timed up to
+  2 h ahead of network time, ahead of the Stacks blocks anchored to it.
+- `index_block_hash` (fork-unique) is stored when the answer carries it (v3 summaries);
+  v1 objects do not, so it is NULL for them and `block_hash` identifies the fork.
 - `nonce` and `burn_block_height` are required (NOT NULL columns; the nonce marks a
   wallet's first transaction). The 2020 documentation samples were trimmed by hand
   and lack them, so those samples are rejected with a reason that names the field.
@@ -174,10 +178,12 @@ def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any
         block_time = burn_block_time  # pre-Nakamoto / pre-v7.10 answers
     else:
         block_time = _unix_time(raw_block_time, "block_time")
-    if block_time < burn_block_time:
+    index_block_hash = raw.get("index_block_hash")
+    if index_block_hash is not None and (
+        not isinstance(index_block_hash, str) or not _TX_ID_RE.match(index_block_hash)
+    ):
         raise RowError(
-            f"block_time {block_time.isoformat()} is before burn_block_time"
-            f" {burn_block_time.isoformat()}"
+            f"index_block_hash is not 0x + 64 hex characters: {index_block_hash!r:.80}"
         )
     burn_block_height = (
         _int_field(raw, "burn_block_height") if raw.get("burn_block_height") is not None else None
@@ -215,6 +221,7 @@ def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any
         "nonce": nonce,
         "block_height": block_height,
         "block_hash": block_hash,
+        "index_block_hash": index_block_hash,
         "tx_index": tx_index,
         "block_time": block_time,
         "burn_block_time": burn_block_time,

@@ -241,8 +241,33 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> N
 def _migrate(con: duckdb.DuckDBPyConnection, version: int) -> None:
     if version < 2:
         _migrate_to_2(con)
+    if "index_block_hash" not in _columns(con, "transactions"):
+        con.execute("ALTER TABLE transactions ADD COLUMN index_block_hash VARCHAR")
     if version < 3:
         _drop_transactions_primary_key(con)
+    if version < 4:
+        _migrate_to_4(con)
+
+
+# What a version-3 file sealed before finality was tracked: final if it ended this long
+# before the newest burn time the file holds (backfill/finality.py, the default horizon).
+_V4_FINAL_BEFORE_SECONDS = 4 * 3600
+
+
+def _migrate_to_4(con: duckdb.DuckDBPyConnection) -> None:
+    """Version 4: `index_block_hash` on rows; `final` and `verified_head` on the ledger."""
+    if "coverage_ledger" not in _tables(con):
+        return
+    lcols = _columns(con, "coverage_ledger")
+    if "final" not in lcols:
+        con.execute("ALTER TABLE coverage_ledger ADD COLUMN final BOOLEAN DEFAULT false")
+    if "verified_head" not in lcols:
+        con.execute("ALTER TABLE coverage_ledger ADD COLUMN verified_head TIMESTAMPTZ")
+    con.execute(
+        "UPDATE coverage_ledger SET final = coalesce(status = 'sealed' AND window_end <"
+        " (SELECT max(burn_block_time) FROM transactions) - to_seconds(?), false)",
+        [_V4_FINAL_BEFORE_SECONDS],
+    )
 
 
 def _drop_transactions_primary_key(con: duckdb.DuckDBPyConnection) -> None:

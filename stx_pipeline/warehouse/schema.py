@@ -6,7 +6,7 @@ forward on open and a foreign or newer file is refused instead of damaged.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Column order of `transactions`; the row mapper (hiro/rows.py) produces exactly these keys.
 TRANSACTION_COLUMNS: tuple[str, ...] = (
@@ -21,6 +21,7 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
     "nonce",
     "block_height",
     "block_hash",
+    "index_block_hash",
     "tx_index",
     "block_time",
     "burn_block_time",
@@ -51,6 +52,7 @@ CREATE TABLE IF NOT EXISTS transactions (
     nonce              BIGINT,            -- NULL only in pre-2021 answers
     block_height       BIGINT NOT NULL,
     block_hash         VARCHAR NOT NULL,
+    index_block_hash   VARCHAR,           -- fork-unique; v3 answers carry it, v1 ones do not
     tx_index           INTEGER NOT NULL,
     block_time         TIMESTAMPTZ NOT NULL,
     burn_block_time    TIMESTAMPTZ NOT NULL,
@@ -67,6 +69,10 @@ CREATE TABLE IF NOT EXISTS transactions (
 # One row per closed time window on burn_block_time, [window_start, window_end] inclusive
 # unix seconds. `next_offset` makes a window resumable mid-way: rows and ledger row are
 # committed together, so the ledger never claims rows the table does not hold.
+# A sealed window is `final` once the chain can no longer change it (it ended before the
+# finality horizon of the run that last verified it, see backfill/finality.py); until then
+# it is provisional and every run re-verifies it. `verified_head` is the head burn time
+# that run saw.
 COVERAGE_LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS coverage_ledger (
     window_start   TIMESTAMPTZ PRIMARY KEY,
@@ -78,7 +84,9 @@ CREATE TABLE IF NOT EXISTS coverage_ledger (
     status         VARCHAR NOT NULL,      -- 'partial' | 'sealed'
     fetched_at     TIMESTAMPTZ NOT NULL,
     attempts       INTEGER NOT NULL DEFAULT 1,
-    pages          INTEGER NOT NULL DEFAULT 0
+    pages          INTEGER NOT NULL DEFAULT 0,
+    final          BOOLEAN NOT NULL DEFAULT false,
+    verified_head  TIMESTAMPTZ
 )
 """
 
