@@ -1,7 +1,8 @@
 """`stx-pipeline`: the same core as the Dagster assets, from a terminal.
 
 Exit codes: 0 target reached / done, 75 stopped early and can resume (max pages, no
-progress, rate limit exhausted), 1 failure, 2 bad usage or configuration. Every error
+progress, rate limit exhausted, chain unsettled), 1 failure, 2 bad usage or configuration,
+3 the audit found sealed history that drifted from the API (reopened for the next run). Every error
 is one line on stderr that says what went wrong and what to do; no tracebacks.
 """
 
@@ -20,6 +21,7 @@ from typing import Any, NoReturn
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_DRIFT = 3
 EXIT_RESUMABLE = 75
 
 log = logging.getLogger("stx_pipeline")
@@ -105,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--db", default=None)
 
+    au = sub.add_parser("audit", help="re-ask the API for the totals of sealed windows")
+    au.add_argument("--days", type=_positive_int, default=180, help="audit the last N days")
+    au.add_argument("--sample", type=_positive_int, default=None,
+                    help="check K random sealed windows (default: all)")
+    au.add_argument("--json", action="store_true", help="machine-readable output")
+    _db_and_api(au)
+
     me = sub.add_parser("metrics", help="compute the wallet metrics tables")
     me.add_argument("--db", default=None)
 
@@ -142,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {
             "backfill": cmd_backfill,
             "status": cmd_status,
+            "audit": cmd_audit,
             "metrics": cmd_metrics,
             "dashboard": cmd_dashboard,
             "simulate": cmd_simulate,
@@ -223,6 +233,7 @@ class _ProgressLine:
         text = (
             f"{p.phase}: windows {p.windows_done}/{p.windows_planned} | rows +{p.rows_inserted:,}"
             f" | {p.rows_per_second:,.0f} rows/s | coverage {p.coverage_percent:.1f}%"
+            f" (final {p.coverage_final_percent:.1f}%)"
             f" | ETA {eta}"
         )
         if self.tty:
@@ -285,7 +296,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     progress.done()
     print(
         f"{result.stop_reason.value}: {result.rows_total:,} rows, coverage"
-        f" {result.coverage_percent:.2f}% of {args.days} days, +{result.rows_inserted:,} new,"
+        f" {result.coverage_percent:.2f}% of {args.days} days"
+        f" ({result.coverage_final_percent:.2f}% final), +{result.rows_inserted:,} new,"
         f" {result.pages} pages in {result.elapsed_seconds:.1f}s"
     )
     if result.stop_reason is StopReason.API_ERROR:
@@ -318,7 +330,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if "windows_sealed" in progress:
         print(f"Windows:   {progress['windows_sealed']:,} sealed of"
               f" {progress.get('windows_total', 0):,} | {progress.get('percent_complete', 0)}%"
-              f" complete | {progress.get('missing_days', 0)} days missing")
+              f" sealed, {progress.get('percent_final', 0)}% final"
+              f" | {progress.get('missing_days', 0)} days missing")
         print(f"Rows exp.: {progress.get('expected_rows', 0):,} expected,"
               f" {progress.get('loaded_rows', 0):,} loaded,"
               f" {progress.get('rejected_rows', 0):,} rejected")
@@ -335,6 +348,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"API:       {notice}")
     print(f"Complete:  {progress['complete']}")
     return EXIT_OK
+
+
+# -- audit ------------------------------------------------------------------------------
+def cmd_audit(args: argparse.Namespace) -> int:
+    from stx_pipeline.backfill.audit import audit_sealed_history
+    from stx_pipeline.warehouse.db import resolve_db_path
+
+    if not resolve_db_path(args.db).exists():
+        raise UsageError(f"no database at {resolve_db_path(args.db)}; run a backfill first")
+    client = _make_client(args.api_url)
+    _preflight(client)
+    try:
+        result = audit_sealed_history(args.days, args.sample, db_path=args.db, client=client)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        print(result.summary())
+        for d in result.drifted:
+            print(f"  {d.window_start.isoformat()} .. {d.window_end.isoformat()}"
+                  f" {'final' if d.final else 'provisional'}: {d.reason} ({d.rows:+d} rows)")
+    return EXIT_OK if result.ok else EXIT_DRIFT
 
 
 # -- metrics and dashboard --------------------------------------------------------------

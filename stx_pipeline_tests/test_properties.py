@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from stx_pipeline.backfill import StopReason, ensure_transaction_history
+from stx_pipeline.backfill.finality import FinalityRules
 from stx_pipeline.backfill.planner import (
     Window,
     WindowPlanner,
@@ -19,7 +20,6 @@ from stx_pipeline.backfill.planner import (
     merge_intervals,
     uncovered,
 )
-from stx_pipeline.backfill.runner import DEFAULT_REVERIFY_SECONDS
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.sim import run_simulator
 from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
@@ -198,13 +198,13 @@ def _client(sim) -> HiroClient:
 
 
 def _safe_reorg_depth(sim, wanted: int) -> int:
-    """Blocks whose burn time lies inside the re-verify span: a deeper reorg is beyond the
-    backfill's documented contract (only the trailing 30 minutes are re-verified)."""
+    """Blocks whose burn time lies after the finality horizon: a deeper reorg is beyond the
+    backfill's documented contract (final windows are re-read only by the audit)."""
     recent = sim.ground_truth(start_time=sim.now() - 6 * 3600, include_orphaned=False)
     if not recent:
         recent = sim.ground_truth(include_orphaned=False)
     head = max(t["burn_block_time"] for t in recent)
-    recent = [t for t in recent if t["burn_block_time"] >= head - DEFAULT_REVERIFY_SECONDS + 60]
+    recent = [t for t in recent if t["burn_block_time"] >= head - FinalityRules().span_seconds + 60]
     return min(wanted, len({t["block_height"] for t in recent}))
 
 

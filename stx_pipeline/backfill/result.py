@@ -15,6 +15,8 @@ class StopReason(StrEnum):
     NO_PROGRESS = "no_progress"
     API_ERROR = "api_error"
     RATE_LIMIT_EXHAUSTED = "rate_limit_exhausted"
+    # every window sealed, but reorgs kept changing the provisional span in every settle pass
+    CHAIN_UNSETTLED = "chain_unsettled"
 
     @property
     def complete(self) -> bool:
@@ -27,6 +29,7 @@ class StopReason(StrEnum):
             StopReason.MAX_PAGES,
             StopReason.NO_PROGRESS,
             StopReason.RATE_LIMIT_EXHAUSTED,
+            StopReason.CHAIN_UNSETTLED,
         )
 
 
@@ -52,7 +55,14 @@ class BackfillResult:
     windows_sealed: int = 0
     windows_sealed_total: int = 0
     windows_total: int = 0
-    coverage_percent: float = 0.0
+    windows_final: int = 0  # sealed windows the chain can no longer change
+    windows_provisional: int = 0  # sealed, but still within reach of reorgs
+    windows_verified: int = 0  # provisional windows this run re-checked and confirmed
+    windows_reopened: int = 0  # ... and those the chain had changed: fetched again
+    coverage_percent: float = 0.0  # sealed share of [target, head): final + provisional
+    coverage_final_percent: float = 0.0  # final share of [target, head)
+    finality_horizon: datetime | None = None
+    settle_passes: int = 0
     missing_days: float = 0.0
     elapsed_seconds: float = 0.0
     rows_per_second: float = 0.0

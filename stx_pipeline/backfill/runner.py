@@ -5,6 +5,11 @@ operation on the coverage ledger: every closed window in `[target, head)` that i
 sealed gets fetched, wherever it is — so the hole an interrupted Phase 1 leaves is just
 another uncovered window. Workers fetch windows concurrently through the client's shared
 rate limiter; one writer commits rows and ledger rows together.
+
+A run ends with a settle pass: it probes the head again, fills what arrived meanwhile and
+re-verifies every provisional window (one request each), refetching those the chain
+changed, until a pass finds nothing changed. Only then does it report complete, so the
+file matches the chain as of the end of the run (backfill/finality.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -24,10 +30,18 @@ from typing import Any
 
 import duckdb
 
-from stx_pipeline.backfill.planner import Window, WindowPlanner, covered_seconds, uncovered
+from stx_pipeline.backfill.coverage import ledger_coverage
+from stx_pipeline.backfill.finality import FinalityRules
+from stx_pipeline.backfill.planner import Window, WindowPlanner, uncovered
 from stx_pipeline.backfill.result import BackfillResult, StopReason
 from stx_pipeline.backfill.status import progress_from_db, write_status_file
-from stx_pipeline.backfill.writer import PageBatch, WindowWriter, WriterCounters, to_ts
+from stx_pipeline.backfill.writer import (
+    PageBatch,
+    VerifyBatch,
+    WindowWriter,
+    WriterCounters,
+    to_ts,
+)
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.hiro.errors import HiroError, RateLimitExhausted
 from stx_pipeline.hiro.rows import map_page
@@ -38,7 +52,9 @@ log = logging.getLogger("stx_pipeline.backfill")
 PAGE_LIMIT = 50
 BACKFILL_MEMORY_LIMIT = "64MB"
 DEFAULT_MAX_PAGES = 10_000
-DEFAULT_REVERIFY_SECONDS = 30 * 60
+# Settle passes after the fill: each re-verifies the provisional span; a chain that keeps
+# changing it for this many passes ends the run "chain_unsettled" (resumable).
+MAX_SETTLE_PASSES = 3
 ROWS_PER_WINDOW = 2500  # ~50 pages: the partial last page is ~1 % of requests
 # Fetch an hour below the target too, so the seed's own test, MIN(block_time) <= target,
 # also holds (block_time >= burn_block_time, and the target falls inside some tenure);
@@ -58,11 +74,13 @@ class Progress:
     pages: int
     rows_per_second: float
     eta_seconds: float | None
-    coverage_percent: float
+    coverage_percent: float  # sealed (final + provisional) share of [target, head)
+    coverage_final_percent: float = 0.0  # the share the chain can no longer change
 
 
 class _Outcome(Enum):
     DONE = "done"
+    VERIFIED = "verified"
     SPLIT = "split"
     UNSTABLE = "unstable"
     BUDGET = "budget"
@@ -113,15 +131,16 @@ def ensure_transaction_history(
     workers: int | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     now: datetime | None = None,
-    reverify_seconds: int = DEFAULT_REVERIFY_SECONDS,
+    finality: FinalityRules | None = None,
     rows_per_window: int = ROWS_PER_WINDOW,
     status_path: str | None = None,
 ) -> BackfillResult:
     """Make the table hold every transaction with `burn_block_time` in [now - max_days, head].
 
-    Idempotent and resumable: call it again and it continues; once complete it only
-    re-fetches the head and a short trailing span. Early stops (max pages, no progress,
-    exhausted rate limit) and API errors come back as the result's `stop_reason`;
+    Idempotent and resumable: call it again and it continues; once complete it fetches
+    what is new, the head, and one request per provisional window. Early stops (max
+    pages, no progress, exhausted rate limit) and API errors come back as the result's
+    `stop_reason`;
     a storage failure raises `WarehouseError` after the status file says so.
     """
     if isinstance(max_days, bool) or not isinstance(max_days, int | float) or not max_days > 0:
@@ -142,7 +161,7 @@ def ensure_transaction_history(
         workers=workers,
         on_progress=on_progress,
         now=now or datetime.now(UTC),
-        reverify_seconds=reverify_seconds,
+        finality=finality or FinalityRules.from_env(),
         rows_per_window=rows_per_window,
         status_path=status_path,
     )
@@ -164,7 +183,7 @@ class _Run:
         workers: int | None,
         on_progress: Callable[[Progress], None] | None,
         now: datetime,
-        reverify_seconds: int,
+        finality: FinalityRules,
         rows_per_window: int,
         status_path: str | None,
     ) -> None:
@@ -175,7 +194,7 @@ class _Run:
         self.workers_requested = workers
         self.on_progress = on_progress
         self.now = now
-        self.reverify_seconds = reverify_seconds
+        self.finality = finality
         self.rows_per_window = rows_per_window
         self.status_path = status_path
         self.run_id = uuid.uuid4().hex[:12]
@@ -190,9 +209,15 @@ class _Run:
         self.target_ts = int(self.now.timestamp() - max_days * 86400)
         self.planner: WindowPlanner | None = None
         self.head_ts = 0
+        self.horizon = 0
         self.lower = 0
         self._probe_latency = 0.2
         self.inflight = 0
+        self.settled = False
+        self.settle_passes = 0
+        self._verify_queue: deque[Window] = deque()
+        self._planned_fixed = 0
+        self._final_seconds_before = 0
 
     # -- helpers -----------------------------------------------------------------------
     def _client_stats(self) -> dict[str, Any]:
@@ -211,9 +236,10 @@ class _Run:
     # -- the run -----------------------------------------------------------------------
     def execute(self, force_refresh: bool) -> BackfillResult:
         log.info(
-            "backfill %s starting: target %s days (%s), max_pages %d",
-            self.run_id, f"{self.max_days:g}", to_ts(self.target_ts).isoformat(),
-            self.budget.limit,
+            "backfill %s starting: target %s days (%s), max_pages %d, finality horizon %.1f h"
+            " behind the head", self.run_id, f"{self.max_days:g}",
+            to_ts(self.target_ts).isoformat(), self.budget.limit,
+            self.finality.span_seconds / 3600,
         )
         # The writer only needs the blocks it touches: a small cache keeps memory flat.
         con = open_db(self.db_path, memory_limit=os.environ.get(
@@ -234,11 +260,12 @@ class _Run:
             lower = max(self.target_ts - TARGET_MARGIN_SECONDS, genesis_ts)
             writer = WindowWriter(con, on_commit=self._on_commit)
             writer.start()
-            self._fetch_all(con, writer, head_ts, genesis_ts, lower, total_txs)
+            self._fetch_all(con, writer, head_ts, genesis_ts, lower, total_txs, settle=False)
+            self._settle(con, writer, genesis_ts, lower)
             writer.close()
             if writer.error is not None:
                 raise writer.error
-            return self._finish(con, writer.counters, self.fatal.error, head_ts, lower,
+            return self._finish(con, writer.counters, self.fatal.error, self.head_ts, lower,
                                 genesis_ts=genesis_ts)
         except BaseException as exc:
             self.stop.set()
@@ -249,6 +276,48 @@ class _Run:
             raise
         finally:
             con.close()
+
+    def _settle(
+        self, con: duckdb.DuckDBPyConnection, writer: WindowWriter, genesis_ts: int, lower: int
+    ) -> None:
+        """Re-probe, fill what arrived, re-verify every provisional window; repeat until a
+        pass reopens nothing (settled) or MAX_SETTLE_PASSES passes did."""
+        for _ in range(MAX_SETTLE_PASSES):
+            if self._stopped(writer):
+                return
+            self._drain(writer)
+            if writer.error is not None:
+                return
+            self.settle_passes += 1
+            reopened_before = writer.counters.windows_reopened
+            try:
+                probe = self.client.list_transactions(limit=1)
+            except HiroError as exc:
+                self.fatal.set(exc)
+                return
+            self.budget.used += 1
+            if not probe.results:
+                return
+            head_ts = int(probe.results[0]["burn_block_time"])
+            self._fetch_all(con, writer, head_ts, genesis_ts, lower, int(probe.total),
+                            settle=True)
+            self._drain(writer)
+            if self._stopped(writer):
+                return
+            if writer.counters.windows_reopened == reopened_before:
+                self.settled = True
+                return
+            log.info("settle pass %d: the chain changed %d window(s); checking again",
+                     self.settle_passes, writer.counters.windows_reopened - reopened_before)
+
+    def _stopped(self, writer: WindowWriter) -> bool:
+        return (self.fatal.error is not None or writer.error is not None
+                or self.budget.exhausted)
+
+    @staticmethod
+    def _drain(writer: WindowWriter) -> None:
+        while not writer.idle() and writer.error is None:
+            time.sleep(0.02)
 
     def _record_run_start(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -274,6 +343,12 @@ class _Run:
             return None
         head_ts = int(newest.results[0]["burn_block_time"])
         total_txs = int(newest.total)
+        con.execute(
+            "INSERT INTO pipeline_meta VALUES ('max_head_burn_time', ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = greatest(CAST(pipeline_meta.value AS BIGINT),"
+            " CAST(excluded.value AS BIGINT))::VARCHAR",
+            [str(head_ts)],
+        )
         cached = con.execute(
             "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
         ).fetchone()
@@ -291,31 +366,42 @@ class _Run:
 
     def _plan(
         self, con: duckdb.DuckDBPyConnection, head_ts: int, genesis_ts: int, lower: int,
-        total_txs: int,
+        total_txs: int, *, settle: bool,
     ) -> WindowPlanner:
+        """Gaps and partial windows to fetch; in a settle pass also every provisional window
+        to verify (`self._verify_queue`). Final windows are never read again."""
         ledger = con.execute(
             "SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT, status,"
-            " next_offset, expected FROM coverage_ledger ORDER BY window_start"
+            " next_offset, final FROM coverage_ledger ORDER BY window_start"
         ).fetchall()
-        reverify_from = head_ts - self.reverify_seconds
-        sealed: list[tuple[int, int]] = []
+        blocked: list[tuple[int, int]] = []
         partial: list[Window] = []
-        for start, end, status, next_offset, _expected in ledger:
+        verify: list[Window] = []
+        for start, end, status, next_offset, final in ledger:
             if end < lower or start >= head_ts:
                 continue
-            if status == "sealed" and end < reverify_from:
-                sealed.append((start, end))
+            if status == "sealed":
+                blocked.append((start, end))
+                if settle and not final:
+                    verify.append(Window(start, end, in_ledger=True))
             else:
-                # partial windows resume at their offset; recent sealed ones are re-verified
-                offset = int(next_offset) if status == "partial" else 0
-                partial.append(Window(start, end, next_offset=offset, in_ledger=True))
-        blocked = sealed + [(w.start, w.end or w.start) for w in partial]
+                partial.append(Window(start, end, next_offset=int(next_offset), in_ledger=True))
+                blocked.append((start, end))
         gaps = uncovered(lower, head_ts - 1, blocked)
+        if not settle:
+            self._final_seconds_before = ledger_coverage(con, lower, head_ts - 1).final_seconds
         density = self._initial_density(con, head_ts, genesis_ts, total_txs)
-        return WindowPlanner(
+        self._verify_queue = deque(sorted(verify, key=lambda w: -w.start))
+        planner = WindowPlanner(
             gaps, partial, density=density, rows_per_window=self.rows_per_window,
-            boundary=reverify_from,
+            boundary=self.finality.horizon(head_ts),
         )
+        # A fixed estimate of the plan's size, so progress does not jump with the density.
+        carved = sum(
+            max(1, math.ceil((e - s + 1) * density / self.rows_per_window)) for s, e in gaps
+        )
+        self._planned_fixed += 1 + len(partial) + len(verify) + carved
+        return planner
 
     @staticmethod
     def _initial_density(
@@ -344,27 +430,32 @@ class _Run:
 
     def _fetch_all(
         self, con: duckdb.DuckDBPyConnection, writer: WindowWriter, head_ts: int,
-        genesis_ts: int, lower: int, total_txs: int,
+        genesis_ts: int, lower: int, total_txs: int, *, settle: bool,
     ) -> None:
-        planner = self._plan(con, head_ts, genesis_ts, lower, total_txs)
+        # The writer thread owns `con`; planning reads through a cursor of its own, after
+        # the writer went idle, so it sees every commit.
+        planner = self._plan(con.cursor(), head_ts, genesis_ts, lower, total_txs,
+                             settle=settle)
         self.planner = planner
         self.head_ts = head_ts
+        self.horizon = self.finality.horizon(head_ts)
         self.lower = lower
-        self.windows_planned = 1 + len(planner)
+        self.windows_planned = self._planned_fixed
         n_workers = self._worker_count()
         planner.workers = n_workers
         log.info(
-            "plan: head burn time %s, lower bound %s, %d worker(s), %d window(s)/gap(s) to"
-            " fill, ~%.0f rows per hour", to_ts(head_ts).isoformat(), to_ts(lower).isoformat(),
-            n_workers, len(planner), planner.density * 3600,
+            "%s: head burn time %s, lower bound %s, %d worker(s), %d window(s)/gap(s) to"
+            " fill, %d provisional window(s) to verify, ~%.0f rows per hour",
+            "settle pass" if settle else "plan", to_ts(head_ts).isoformat(),
+            to_ts(lower).isoformat(), n_workers, len(planner), len(self._verify_queue),
+            planner.density * 3600,
         )
         retries: dict[int, int] = {}
         inflight: dict[Future[_Outcome], Window] = {}
         with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="fetch") as pool:
-            self.phase = "phase 1 (head)"
-            inflight[pool.submit(self._fetch_window, Window(head_ts, None), writer)] = Window(
-                head_ts, None
-            )
+            self.phase = "settling (re-verify)" if settle else "phase 1 (head)"
+            head_window = Window(head_ts, None)
+            inflight[pool.submit(self._fetch_window, head_window, writer)] = head_window
             while True:
                 if self.fatal.error is not None or writer.error is not None:
                     self.stop.set()
@@ -373,10 +464,15 @@ class _Run:
                     and len(inflight) < n_workers
                     and not self.budget.exhausted
                 ):
+                    if self._verify_queue:
+                        window = self._verify_queue.popleft()
+                        inflight[pool.submit(self._verify_window, window, writer)] = window
+                        continue
                     window = planner.next()
                     if window is None:
                         break
-                    self.phase = self._phase_of(con, window)
+                    if not settle:
+                        self.phase = self._phase_of(con, window)
                     inflight[pool.submit(self._fetch_window, window, writer)] = window
                 if not inflight:
                     if not writer.idle():
@@ -401,20 +497,27 @@ class _Run:
                     if outcome is _Outcome.SPLIT:
                         planner.push_front(*window.split())
                         self.windows_planned += 1
+                        self._planned_fixed += 1
                     elif outcome is _Outcome.UNSTABLE:
                         count = retries.get(window.start, 0) + 1
                         retries[window.start] = count
                         if count <= 2:
                             planner.push_front(Window(window.start, window.end, 0, True))
-                    elif outcome is _Outcome.DONE:
+                    elif outcome in (_Outcome.DONE, _Outcome.VERIFIED):
                         self.windows_done += 1
                 self._requeue_failed(writer, planner, retries)
                 self._report_progress(writer.counters)
+        self.inflight = 0
 
     def _requeue_failed(
         self, writer: WindowWriter, planner: WindowPlanner, retries: dict[int, int]
     ) -> bool:
         requeued = False
+        while writer.counters.reopened:  # the chain changed a sealed window: fetch it again
+            window = writer.counters.reopened.popleft()
+            planner.push_front(Window(window.start, window.end, 0, True))
+            self._planned_fixed += 1
+            requeued = True
         while writer.counters.verify_failures:
             window = writer.counters.verify_failures.popleft()
             count = retries.get(window.start, 0) + 1
@@ -475,13 +578,35 @@ class _Run:
             last = offset + PAGE_LIMIT >= total or not page.results
             if not page.results and offset < total and window.end is not None:
                 return _Outcome.UNSTABLE
-            batch = PageBatch(window, offset, total, rows, rejected, last, full)
+            batch = PageBatch(window, offset, total, rows, rejected, last, full,
+                              horizon=self.horizon, head=self.head_ts)
             if not writer.put(batch, self.stop):
                 return _Outcome.STOPPED
             if last:
                 return _Outcome.DONE
             offset += PAGE_LIMIT
         return _Outcome.STOPPED
+
+    def _verify_window(self, window: Window, writer: WindowWriter) -> _Outcome:
+        """One request: the window's `total` and its highest row, for the writer to compare."""
+        if not self.budget.take():
+            return _Outcome.BUDGET
+        assert window.end is not None
+        page = self.client.list_transactions(limit=1, start_time=window.start,
+                                             end_time=window.end)
+        top = page.results[0] if page.results else None
+        check = VerifyBatch(
+            window=window,
+            total=int(page.total),
+            top_tx_id=top.get("tx_id") if isinstance(top, dict) else None,
+            top_block_hash=top.get("block_hash") if isinstance(top, dict) else None,
+            top_index_block_hash=top.get("index_block_hash") if isinstance(top, dict) else None,
+            horizon=self.horizon,
+            head=self.head_ts,
+        )
+        if not writer.put(check, self.stop):
+            return _Outcome.STOPPED
+        return _Outcome.VERIFIED
 
     # -- progress and status -----------------------------------------------------------
     def _on_commit(self, counters: WriterCounters) -> None:
@@ -509,26 +634,25 @@ class _Run:
         rate = counters.rows_inserted / elapsed
         planner = self.planner
         eta = None
-        coverage = 0.0
+        coverage = final = 0.0
         if planner is not None:
             remaining_rows = planner.remaining_seconds() * planner.density
             eta = remaining_rows / rate if rate > 0 else None
             span = max(self.head_ts - self.lower, 1)
             coverage = 100.0 * (1 - min(planner.remaining_seconds(), span) / span)
-        planned = self.windows_done
-        if planner is not None:
-            remaining_rows = planner.remaining_seconds() * planner.density
-            planned += max(len(planner), math.ceil(remaining_rows / planner.rows_per_window))
-            planned += self.inflight
+            final_seconds = self._final_seconds_before + counters.final_seconds_added
+            final = min(100.0 * final_seconds / span, coverage)
+        planned = max(self._planned_fixed, self.windows_done + self.inflight)
         return Progress(
             phase=self.phase,
             windows_done=self.windows_done,
-            windows_planned=max(planned, self.windows_done),
+            windows_planned=planned,
             rows_inserted=counters.rows_inserted,
             pages=self.budget.used,
             rows_per_second=rate,
             eta_seconds=eta,
             coverage_percent=coverage,
+            coverage_final_percent=final,
         )
 
     def _report_progress(self, counters: WriterCounters) -> None:
@@ -552,54 +676,31 @@ class _Run:
     ) -> BackfillResult:
         counters = counters or WriterCounters()
         elapsed = time.monotonic() - self.started
-        sealed = [
-            (int(s), int(e))
-            for s, e in con.execute(
-                "SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT"
-                " FROM coverage_ledger WHERE status = 'sealed'"
-            ).fetchall()
-        ]
+        cov = None
         if head_ts is not None and lower is not None:
-            # Coverage is judged on [target, head): the hour of margin below the target is
-            # fetched for the seed's MIN(block_time) test, not counted (status.py agrees).
-            lower = max(self.target_ts, genesis_ts if genesis_ts is not None else lower)
-            span = max(head_ts - lower, 0)
-            covered = covered_seconds(lower, head_ts - 1, sealed) if span else 0
-            missing = span - covered
-            coverage = 100.0 * covered / span if span else 100.0
-            windows_total = sum(1 for s, e in sealed if e >= lower and s < head_ts)
-            windows_total += len(self.planner) if (missing and self.planner) else 0
-        else:
-            missing, coverage, windows_total = 0, 100.0 if error is None else 0.0, 0
-        complete = head_ts is not None and missing == 0 and error is None
-        if error is not None:
-            reason = (
-                StopReason.RATE_LIMIT_EXHAUSTED
-                if isinstance(error, RateLimitExhausted)
-                else StopReason.API_ERROR
-            )
-        elif head_ts is None:
-            reason = StopReason.START_OF_CHAIN
-            complete = True
-        elif missing == 0:
-            reason = (
-                StopReason.START_OF_CHAIN
-                if genesis_ts is not None and self.target_ts < genesis_ts
-                else StopReason.TARGET_REACHED
-            )
-        elif self.budget.exhausted:
-            reason = StopReason.MAX_PAGES
-        else:
-            reason = StopReason.NO_PROGRESS
+            # Judged on [target, head): the hour of margin below the target is fetched for
+            # the seed's MIN(block_time) test, not counted (coverage.py, status.py agree).
+            judged = max(self.target_ts, genesis_ts if genesis_ts is not None else lower)
+            cov = ledger_coverage(con, judged, head_ts - 1)
+        reason = self._stop_reason(error, head_ts, genesis_ts, cov)
+        complete = reason.complete and (head_ts is None or error is None)
         if error is not None and not isinstance(error, HiroError):
             log.error("backfill stopped by an unexpected error: %s", _one_line(error))
         db = progress_from_db(con, self.max_days, now=self.now)
-        sealed_in_window = sum(1 for s, e in sealed if lower is not None and e >= lower)
         rate = counters.rows_inserted / elapsed if elapsed > 0 else 0.0
         eta = None
         planner = self.planner
+        missing = cov.missing_seconds if cov is not None else 0
         if missing and rate > 0 and planner is not None:
             eta = missing * planner.density / rate
+        in_span = (
+            sum(1 for s, e in counters.sealed_windows if e >= cov.lower and s <= cov.upper)
+            if cov is not None else counters.windows_sealed
+        )
+        windows_total = 0
+        if cov is not None:
+            windows_total = cov.windows_total + (
+                len(planner) if (missing and planner is not None) else 0)
         result = BackfillResult(
             stop_reason=reason,
             complete=complete,
@@ -618,10 +719,19 @@ class _Run:
             rows_total=db["rows"],
             oldest_block_time=db["oldest"],
             newest_block_time=db["newest"],
-            windows_sealed=counters.windows_sealed,
-            windows_sealed_total=sealed_in_window,
-            windows_total=max(windows_total, sealed_in_window),
-            coverage_percent=round(coverage, 4),
+            windows_sealed=in_span,
+            windows_sealed_total=cov.windows_sealed if cov is not None else 0,
+            windows_total=max(windows_total, cov.windows_sealed if cov is not None else 0),
+            windows_final=cov.windows_final if cov is not None else 0,
+            windows_provisional=cov.windows_provisional if cov is not None else 0,
+            windows_verified=counters.windows_verified,
+            windows_reopened=counters.windows_reopened,
+            coverage_percent=round(cov.sealed_percent if cov is not None else
+                                   (100.0 if error is None else 0.0), 4),
+            coverage_final_percent=round(cov.final_percent if cov is not None else
+                                         (100.0 if error is None else 0.0), 4),
+            finality_horizon=to_ts(self.horizon) if head_ts is not None else None,
+            settle_passes=self.settle_passes,
             missing_days=round(missing / 86400, 4),
             elapsed_seconds=round(elapsed, 3),
             rows_per_second=round(rate, 1),
@@ -640,10 +750,11 @@ class _Run:
         )
         log.info(
             "backfill %s stopped: %s | pages %d | rows +%d (updated %d, orphaned %d, rejected"
-            " %d) | total %d | coverage %.2f%% | %.1fs",
-            self.run_id, reason.value, result.pages, result.rows_inserted, result.rows_updated,
-            result.rows_orphaned, result.rows_rejected, result.rows_total,
-            result.coverage_percent, result.elapsed_seconds,
+            " %d) | total %d | coverage %.2f%% (final %.2f%%) | verified %d, reopened %d |"
+            " %.1fs", self.run_id, reason.value, result.pages, result.rows_inserted,
+            result.rows_updated, result.rows_orphaned, result.rows_rejected, result.rows_total,
+            result.coverage_percent, result.coverage_final_percent, result.windows_verified,
+            result.windows_reopened, result.elapsed_seconds,
         )
         if result.error:
             log.error("backfill %s: %s", self.run_id, result.error)
@@ -655,6 +766,28 @@ class _Run:
         }
         self._write_status(status)
         return result
+
+    def _stop_reason(
+        self, error: BaseException | None, head_ts: int | None, genesis_ts: int | None,
+        cov: Any,
+    ) -> StopReason:
+        if error is not None:
+            return (StopReason.RATE_LIMIT_EXHAUSTED if isinstance(error, RateLimitExhausted)
+                    else StopReason.API_ERROR)
+        if head_ts is None:
+            return StopReason.START_OF_CHAIN
+        if cov is not None and cov.missing_seconds == 0:
+            if not self.settled:
+                # every window sealed, but the settle pass did not confirm the provisional
+                # span (budget spent in it, or the chain kept changing it)
+                return (StopReason.MAX_PAGES if self.budget.exhausted
+                        else StopReason.CHAIN_UNSETTLED)
+            return (StopReason.START_OF_CHAIN
+                    if genesis_ts is not None and self.target_ts < genesis_ts
+                    else StopReason.TARGET_REACHED)
+        if self.budget.exhausted:
+            return StopReason.MAX_PAGES
+        return StopReason.NO_PROGRESS
 
 
 def _one_line(exc: BaseException | None) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from stx_pipeline.backfill.planner import covered_seconds
+from stx_pipeline.backfill.coverage import judged_lower, ledger_coverage
 from stx_pipeline.warehouse.db import WarehouseLocked, connect, resolve_db_path
 
 DEFAULT_STATUS_PATH = Path("data/backfill_status.json")
@@ -152,26 +152,15 @@ def _ledger_figures(
     con: duckdb.DuckDBPyConnection, target_days: float, now: datetime
 ) -> dict[str, Any]:
     target_ts = int(now.timestamp() - target_days * 86400)
-    genesis = con.execute(
-        "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
-    ).fetchone()
-    lower = max(target_ts, int(genesis[0])) if genesis else target_ts
-    windows = con.execute(
-        "SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT, status,"
-        " coalesce(expected, 0), loaded, rejected FROM coverage_ledger"
-        " WHERE window_end >= to_timestamp(?)",
-        [lower],
-    ).fetchall()
-    sealed = [(s, e) for s, e, st, *_ in windows if st == "sealed"]
-    newest_sealed = max((e for _, e in sealed), default=None)
+    lower = judged_lower(con, target_ts)
     head = con.execute(
         "SELECT epoch(max(burn_block_time))::BIGINT FROM transactions WHERE canonical"
     ).fetchone()[0]
-    upper = int(head) - 1 if head is not None else (newest_sealed or lower)
-    span = max(upper - lower + 1, 0)
-    covered = covered_seconds(lower, upper, sealed) if span else 0
-    expected = sum(int(w[3]) for w in windows if w[2] == "sealed")
-    loaded = sum(int(w[4]) for w in windows if w[2] == "sealed")
+    newest_sealed = con.execute(
+        "SELECT epoch(max(window_end))::BIGINT FROM coverage_ledger WHERE status = 'sealed'"
+    ).fetchone()[0]
+    upper = int(head) - 1 if head is not None else int(newest_sealed or lower)
+    cov = ledger_coverage(con, lower, upper)
     rejected = con.execute("SELECT count(*) FROM rejected_rows").fetchone()[0]
     last_run = con.execute(
         "SELECT run_id, started_at, finished_at, stop_reason, pages, rows_inserted,"
@@ -181,19 +170,29 @@ def _ledger_figures(
     rate = None
     if last_run and last_run[6]:
         rate = (last_run[5] or 0) / last_run[6] if last_run[6] > 0 else None
-    missing_seconds = span - covered
-    density = (expected / max(sum(e - s + 1 for s, e in sealed), 1)) if sealed else None
+    missing_seconds = cov.missing_seconds
+    density = cov.expected_rows / max(cov.sealed_seconds, 1) if cov.windows_sealed else None
     eta = (missing_seconds * density / rate) if (rate and density and missing_seconds) else None
+    horizon = con.execute(
+        "SELECT value FROM pipeline_meta WHERE key = 'max_head_burn_time'"
+    ).fetchone()
     return {
-        "windows_sealed": len(sealed),
-        "windows_total": len(windows),
-        "windows_partial": sum(1 for w in windows if w[2] != "sealed"),
-        "expected_rows": expected,
-        "loaded_rows": loaded,
+        "windows_sealed": cov.windows_sealed,
+        "windows_final": cov.windows_final,
+        "windows_provisional": cov.windows_provisional,
+        "windows_total": cov.windows_total,
+        "windows_partial": cov.windows_partial,
+        "expected_rows": cov.expected_rows,
+        "loaded_rows": cov.loaded_rows,
         "rejected_rows": int(rejected),
-        "percent_complete": round(100.0 * covered / span, 2) if span else 0.0,
+        # sealed = fetched and verified against the API; final = beyond reorgs' reach
+        "percent_complete": round(cov.sealed_percent, 2) if cov.span_seconds else 0.0,
+        "percent_final": round(cov.final_percent, 2),
+        "percent_provisional": round(cov.provisional_percent, 2),
         "missing_days": round(missing_seconds / 86400, 3),
-        "ledger_complete": bool(span and missing_seconds == 0),
+        "ledger_complete": cov.complete,
+        "newest_head_seen": (datetime.fromtimestamp(int(horizon[0]), UTC)
+                             if horizon else None),
         "last_run": {
             "run_id": last_run[0],
             "started_at": last_run[1],

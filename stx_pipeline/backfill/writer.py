@@ -3,7 +3,10 @@
 Fetch workers hand it page batches; it commits each group of pages together with the
 ledger rows that describe them in ONE transaction, so a crash can lose work in flight
 but can never leave the ledger claiming rows the table does not hold. A window is
-sealed only when the rows in the table for it match the API's `total`.
+sealed only when the rows in the table for it match the API's `total`; it is sealed
+final when it ends before the run's finality horizon, else provisional. A verification
+of a provisional window (one cheap request) either confirms it, or reopens it so that it
+is fetched again in full (backfill/finality.py).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ ARROW_SCHEMA = pa.schema(
         ("nonce", pa.int64()),
         ("block_height", pa.int64()),
         ("block_hash", pa.string()),
+        ("index_block_hash", pa.string()),
         ("tx_index", pa.int32()),
         ("block_time", _TS),
         ("burn_block_time", _TS),
@@ -98,6 +102,21 @@ class PageBatch:
     rejected: list[RejectedRow]
     last: bool
     full_fetch: bool  # this attempt started at offset 0 in this run: orphans detectable
+    horizon: int | None = None  # windows ending before it are sealed final
+    head: int | None = None  # the head burn time the run saw when it fetched this
+
+
+@dataclass
+class VerifyBatch:
+    """The API's view of a sealed window: its `total` and its highest row."""
+
+    window: Window
+    total: int
+    top_tx_id: str | None
+    top_block_hash: str | None  # compared with the row's block_hash (v1 objects)
+    top_index_block_hash: str | None  # compared with index_block_hash (v3 summaries)
+    horizon: int
+    head: int
 
 
 @dataclass
@@ -112,7 +131,13 @@ class WriterCounters:
     commits: int = 0
     sealed_expected_rows: int = 0
     sealed_seconds: int = 0
+    windows_verified: int = 0  # provisional windows the API confirmed
+    windows_reopened: int = 0  # ... or contradicted: refetched in full
+    windows_made_final: int = 0  # sealed final, or confirmed past the horizon
+    final_seconds_added: int = 0
+    sealed_windows: list[tuple[int, int]] = field(default_factory=list)
     verify_failures: deque[Window] = field(default_factory=deque)
+    reopened: deque[Window] = field(default_factory=deque)
 
 
 _STOP = object()
@@ -144,7 +169,7 @@ class WindowWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, batch: PageBatch, stop: threading.Event) -> bool:
+    def put(self, batch: PageBatch | VerifyBatch, stop: threading.Event) -> bool:
         """Blocks while the queue is full (back-pressure keeps memory flat)."""
         while not stop.is_set() and self.error is None:
             try:
@@ -183,7 +208,8 @@ class WindowWriter:
                 group.append(nxt)
             try:
                 if self.error is None:
-                    self._commit_group([b for b in group if isinstance(b, PageBatch)])
+                    self._commit_group(
+                        [b for b in group if isinstance(b, PageBatch | VerifyBatch)])
             except BaseException as exc:
                 self.error = exc
                 log.error("writer failed, window rolled back: %s", str(exc).splitlines()[0])
@@ -194,9 +220,11 @@ class WindowWriter:
                 self.queue.task_done()
                 return
 
-    def _commit_group(self, group: list[PageBatch]) -> None:
+    def _commit_group(self, items: list[PageBatch | VerifyBatch]) -> None:
         con = self.con
         now = datetime.now(UTC)
+        group = [b for b in items if isinstance(b, PageBatch)]
+        checks = [b for b in items if isinstance(b, VerifyBatch)]
         con.execute("BEGIN TRANSACTION")
         try:
             rows: dict[str, dict] = {}
@@ -218,7 +246,7 @@ class WindowWriter:
                     _unregister(con, "_batch")
             if rejected:
                 self._store_rejected(rejected, now)
-            sealed: list[tuple[Window, int]] = []
+            sealed: list[tuple[Window, int, bool]] = []
             failed: list[Window] = []
             orphaned: list[str] = []
             for batch in group:
@@ -238,11 +266,19 @@ class WindowWriter:
                         orphaned += self._mark_orphans(batch.window)
                     ok = self._seal_or_reset(batch, now)
                     if ok:
-                        sealed.append((batch.window, batch.total))
+                        sealed.append((batch.window, batch.total, _is_final(batch)))
                     else:
                         failed.append(batch.window)
                 else:
                     self._record_partial(batch, now)
+            verified: list[tuple[Window, bool]] = []
+            reopened: list[Window] = []
+            for check in checks:
+                outcome = self._verify(check, now)
+                if outcome is None:
+                    reopened.append(check.window)
+                else:
+                    verified.append((check.window, outcome))
             failpoints.hit("writer.before_commit")
             con.execute("COMMIT")
         except BaseException as exc:
@@ -266,10 +302,22 @@ class WindowWriter:
         c.rows_rejected += len(rejected)
         c.pages_committed += len(group)
         c.commits += 1
-        for window, total in sealed:
+        for window, total, final in sealed:
             c.windows_sealed += 1
             c.sealed_expected_rows += total
             c.sealed_seconds += window.seconds
+            c.sealed_windows.append((window.start, window.end or window.start))
+            if final:
+                c.windows_made_final += 1
+                c.final_seconds_added += window.seconds
+        for window, became_final in verified:
+            c.windows_verified += 1
+            if became_final:
+                c.windows_made_final += 1
+                c.final_seconds_added += window.seconds
+        for window in reopened:
+            c.windows_reopened += 1
+            c.reopened.append(window)
         for window in failed:
             c.windows_failed_verification += 1
             c.verify_failures.append(window)
@@ -361,19 +409,21 @@ class WindowWriter:
         self.con.execute(
             """
             INSERT INTO coverage_ledger (window_start, window_end, expected, loaded, rejected,
-                next_offset, status, fetched_at, attempts, pages)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1)
+                next_offset, status, fetched_at, attempts, pages, final, verified_head)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 1, ?, ?)
             ON CONFLICT (window_start) DO UPDATE SET
                 window_end = excluded.window_end, expected = excluded.expected,
                 loaded = excluded.loaded, rejected = excluded.rejected,
                 next_offset = excluded.next_offset, status = excluded.status,
-                fetched_at = excluded.fetched_at,
+                fetched_at = excluded.fetched_at, final = excluded.final,
+                verified_head = excluded.verified_head,
                 attempts = coverage_ledger.attempts + CASE WHEN excluded.status = 'sealed'
                     THEN 0 ELSE 1 END,
                 pages = coverage_ledger.pages + 1
             """,
             [to_ts(w.start), to_ts(w.end), batch.total, loaded, rejected,
-             0 if not ok else batch.offset + 50, "sealed" if ok else "partial", now],
+             0 if not ok else batch.offset + 50, "sealed" if ok else "partial", now,
+             ok and _is_final(batch), to_ts(batch.head) if batch.head is not None else None],
         )
         if not ok:
             log.warning(
@@ -382,6 +432,63 @@ class WindowWriter:
                 batch.total,
             )
         return ok
+
+
+    def _verify(self, check: VerifyBatch, now: datetime) -> bool | None:
+        """Compare a sealed window with the API's view of it. Confirmed: returns whether it
+        is now final. Contradicted (another total, another highest row): the window is
+        reopened at offset 0 and None returned, so the run fetches it again in full."""
+        w = check.window
+        assert w.end is not None
+        bounds = [to_ts(w.start), to_ts(w.end)]
+        count = self.con.execute(
+            "SELECT count(*) FROM transactions WHERE canonical"
+            " AND burn_block_time BETWEEN ? AND ?", bounds,
+        ).fetchone()[0]
+        ledger = self.con.execute(
+            "SELECT rejected FROM coverage_ledger WHERE window_start = ?", [bounds[0]]
+        ).fetchone()
+        rejected = int(ledger[0]) if ledger else 0
+        ok = ledger is not None and count + rejected == check.total
+        if ok and check.top_tx_id is not None:
+            top = self.con.execute(
+                "SELECT tx_id, block_hash, index_block_hash FROM transactions WHERE canonical"
+                " AND burn_block_time BETWEEN ? AND ?"
+                " ORDER BY block_height DESC, tx_index DESC LIMIT 1", bounds,
+            ).fetchone()
+            if top is None or top[0] != check.top_tx_id:
+                # the API's highest row may be one we keep aside as malformed
+                ok = self.con.execute(
+                    "SELECT count(*) FROM rejected_rows WHERE tx_id = ?", [check.top_tx_id]
+                ).fetchone()[0] > 0
+            else:
+                ok = (check.top_block_hash is None or check.top_block_hash == top[1]) and (
+                    check.top_index_block_hash is None or top[2] is None
+                    or check.top_index_block_hash == top[2]
+                )
+        if not ok:
+            self.con.execute(
+                "UPDATE coverage_ledger SET status = 'partial', next_offset = 0, final = false,"
+                " fetched_at = ? WHERE window_start = ?", [now, bounds[0]],
+            )
+            log.warning(
+                "window %s..%s changed on the chain (API total %d, table %d + %d rejected);"
+                " fetching it again", bounds[0].isoformat(), bounds[1].isoformat(),
+                check.total, count, rejected,
+            )
+            return None
+        final = w.end < check.horizon
+        self.con.execute(
+            "UPDATE coverage_ledger SET expected = ?, loaded = ?, fetched_at = ?,"
+            " verified_head = ?, final = ? WHERE window_start = ?",
+            [check.total, count, now, to_ts(check.head), final, bounds[0]],
+        )
+        return final
+
+
+def _is_final(batch: PageBatch) -> bool:
+    w = batch.window
+    return batch.horizon is not None and w.end is not None and w.end < batch.horizon
 
 
 def _is_storage_failure(exc: BaseException) -> bool:

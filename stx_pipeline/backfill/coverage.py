@@ -1,0 +1,103 @@
+"""The ledger turned into coverage figures: the one place that does it.
+
+Coverage is judged on `[lower, upper]` in inclusive unix seconds, normally
+`[max(target, chain start), head - 1]`: the open head window is never sealed, and the
+hour fetched below the target (so that the seed's own test, MIN(block_time) <= target,
+holds) is not counted. Windows never overlap, so final and provisional seconds add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from stx_pipeline.backfill.planner import covered_seconds
+
+
+@dataclass(frozen=True)
+class LedgerCoverage:
+    lower: int
+    upper: int
+    final_seconds: int
+    provisional_seconds: int
+    windows_final: int
+    windows_provisional: int
+    windows_partial: int
+    expected_rows: int  # the API totals of the sealed windows
+    loaded_rows: int
+
+    @property
+    def span_seconds(self) -> int:
+        return max(self.upper - self.lower + 1, 0)
+
+    @property
+    def sealed_seconds(self) -> int:
+        return self.final_seconds + self.provisional_seconds
+
+    @property
+    def missing_seconds(self) -> int:
+        return max(self.span_seconds - self.sealed_seconds, 0)
+
+    @property
+    def complete(self) -> bool:
+        """Every second of the span is in a sealed window (final or provisional)."""
+        return self.span_seconds > 0 and self.missing_seconds == 0
+
+    @property
+    def windows_sealed(self) -> int:
+        return self.windows_final + self.windows_provisional
+
+    @property
+    def windows_total(self) -> int:
+        return self.windows_sealed + self.windows_partial
+
+    def _percent(self, seconds: int) -> float:
+        return 100.0 * seconds / self.span_seconds if self.span_seconds else 0.0
+
+    @property
+    def sealed_percent(self) -> float:
+        """Share of the span fetched and verified against the API's totals."""
+        return self._percent(self.sealed_seconds) if self.span_seconds else 100.0
+
+    @property
+    def final_percent(self) -> float:
+        """Share of the span that the chain can no longer change."""
+        return self._percent(self.final_seconds)
+
+    @property
+    def provisional_percent(self) -> float:
+        """Share sealed but still within reach of reorgs and late timestamps."""
+        return self._percent(self.provisional_seconds)
+
+
+def ledger_coverage(con: duckdb.DuckDBPyConnection, lower: int, upper: int) -> LedgerCoverage:
+    """Coverage of `[lower, upper]` by the ledger as committed on `con`."""
+    rows = con.execute(
+        "SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT, status, final,"
+        " coalesce(expected, 0), loaded FROM coverage_ledger"
+        " WHERE window_end >= to_timestamp(?) AND window_start <= to_timestamp(?)",
+        [lower, upper],
+    ).fetchall()
+    final = [(int(s), int(e)) for s, e, st, fin, *_ in rows if st == "sealed" and fin]
+    provisional = [(int(s), int(e)) for s, e, st, fin, *_ in rows if st == "sealed" and not fin]
+    sealed_rows = [r for r in rows if r[2] == "sealed"]
+    return LedgerCoverage(
+        lower=lower,
+        upper=upper,
+        final_seconds=covered_seconds(lower, upper, final) if upper >= lower else 0,
+        provisional_seconds=covered_seconds(lower, upper, provisional) if upper >= lower else 0,
+        windows_final=len(final),
+        windows_provisional=len(provisional),
+        windows_partial=len(rows) - len(sealed_rows),
+        expected_rows=sum(int(r[4]) for r in sealed_rows),
+        loaded_rows=sum(int(r[5]) for r in sealed_rows),
+    )
+
+
+def judged_lower(con: duckdb.DuckDBPyConnection, target_ts: int) -> int:
+    """`max(target, chain start)`: a target before the first transaction is the chain start."""
+    genesis = con.execute(
+        "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
+    ).fetchone()
+    return max(target_ts, int(genesis[0])) if genesis else target_ts
