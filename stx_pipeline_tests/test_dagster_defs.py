@@ -29,7 +29,7 @@ ASSETS = {"transactions", "dashboard", *METRICS_TABLES}
 WAREHOUSE_CHECKS = {
     "backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh",
 }
-CHECKS = {*WAREHOUSE_CHECKS, "source_not_deprecated"}
+CHECKS = {*WAREHOUSE_CHECKS, "source_not_deprecated", "sealed_history_matches_api"}
 BLOCKING = {"no_gaps", "unique_tx_id"}
 SENSORS = {
     "transactions_backfill_sensor",
@@ -37,8 +37,9 @@ SENSORS = {
     "metrics_refresh_sensor",
     "run_failure_alert_sensor",
 }
-SCHEDULES = {"daily_refresh_schedule"}
-JOBS = {"transactions_backfill_job", "daily_refresh_job", "metrics_refresh_job"}
+SCHEDULES = {"daily_refresh_schedule", "audit_sealed_history_schedule"}
+JOBS = {"transactions_backfill_job", "daily_refresh_job", "metrics_refresh_job",
+        "audit_sealed_history_job"}
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +100,17 @@ def test_asset_wiring(repo: dg.RepositoryDefinition) -> None:
     assert set(warehouse_checks) == WAREHOUSE_CHECKS
     assert {d.node_def.name for d in warehouse_checks.values()} == {"transactions_checks"}
     assert {d.op.pool for d in warehouse_checks.values()} == {"duckdb"}
-    # The backfill job carries the checks of `transactions`.
+    # The backfill job carries the checks of `transactions`, but not the audit (a request
+    # per sealed window): that is the weekly audit job's only step.
     job = repo.get_job("transactions_backfill_job")
-    assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == CHECKS
+    assert {k.name for k in job.asset_layer.asset_graph.asset_check_keys} == CHECKS - {
+        "sealed_history_matches_api"}
+    daily = repo.get_job("daily_refresh_job")
+    assert "sealed_history_matches_api" not in {
+        k.name for k in daily.asset_layer.asset_graph.asset_check_keys}
+    audit = repo.get_job("audit_sealed_history_job")
+    assert {k.name for k in audit.asset_layer.asset_graph.asset_check_keys} == {
+        "sealed_history_matches_api"}
 
 
 def test_every_launch_path_runs_like_the_sensor(repo: dg.RepositoryDefinition) -> None:

@@ -108,3 +108,14 @@ def writer_run_tags() -> dict[str, str]:
     and the sensor's in-flight test (any run that materializes an asset) cover those.
     """
     return {WRITER_TAG: "duckdb"}
+
+
+def audit_cron() -> str:
+    """The weekly audit of sealed history (Sundays 04:00 UTC by default)."""
+    return os.environ.get("STX_PIPELINE_AUDIT_CRON", "").strip() or "0 4 * * 0"
+
+
+def audit_sample() -> int | None:
+    """Sealed windows the audit checks at random; unset: all of them."""
+    raw = os.environ.get("STX_PIPELINE_AUDIT_SAMPLE", "").strip()
+    return _env_int("STX_PIPELINE_AUDIT_SAMPLE", 1) if raw else None
