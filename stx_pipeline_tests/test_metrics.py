@@ -61,6 +61,7 @@ def tx(
         "token_recipient": None,
         "token_amount_ustx": None,
         "ingested_at": ts,
+        "index_block_hash": None,
     }
 
 

@@ -58,9 +58,11 @@ def run_backfill_until_complete(
         )
         if last_mark is None:
             last_mark = (int(before["rows"]), float(before.get("percent_complete", 0.0)))
-        if before["complete"]:
+        if before["complete"] and not results:
+            # already complete before any run of this loop; once a run has started, only a
+            # run that settled (re-verified the provisional span) says complete
             log.info("backfill complete")
-            return _done(True, "complete", run_number - 1, results, target_days)
+            return _done(True, "complete", 0, results, target_days)
         try:
             result = run_once(max_days=target_days, max_pages=max_pages, **backfill_kwargs)
         except HiroError as exc:  # transient by nature: the next run resumes
