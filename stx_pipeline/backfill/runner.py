@@ -55,6 +55,8 @@ DEFAULT_MAX_PAGES = 10_000
 # Settle passes after the fill: each re-verifies the provisional span; a chain that keeps
 # changing it for this many passes ends the run "chain_unsettled" (resumable).
 MAX_SETTLE_PASSES = 3
+# Contiguous provisional windows verified by one request (the span's total and top row).
+VERIFY_GROUP_WINDOWS = 64
 ROWS_PER_WINDOW = 2500  # ~50 pages: the partial last page is ~1 % of requests
 # Fetch an hour below the target too, so the seed's own test, MIN(block_time) <= target,
 # also holds (block_time >= burn_block_time, and the target falls inside some tenure);
@@ -215,7 +217,7 @@ class _Run:
         self.inflight = 0
         self.settled = False
         self.settle_passes = 0
-        self._verify_queue: deque[Window] = deque()
+        self._verify_queue: deque[tuple[Window, ...]] = deque()
         self._planned_fixed = 0
         self._final_seconds_before = 0
 
@@ -391,7 +393,7 @@ class _Run:
         if not settle:
             self._final_seconds_before = ledger_coverage(con, lower, head_ts - 1).final_seconds
         density = self._initial_density(con, head_ts, genesis_ts, total_txs)
-        self._verify_queue = deque(sorted(verify, key=lambda w: -w.start))
+        self._verify_queue = deque(_contiguous_groups(verify, VERIFY_GROUP_WINDOWS))
         planner = WindowPlanner(
             gaps, partial, density=density, rows_per_window=self.rows_per_window,
             boundary=self.finality.horizon(head_ts),
@@ -400,7 +402,7 @@ class _Run:
         carved = sum(
             max(1, math.ceil((e - s + 1) * density / self.rows_per_window)) for s, e in gaps
         )
-        self._planned_fixed += 1 + len(partial) + len(verify) + carved
+        self._planned_fixed += 1 + len(partial) + len(self._verify_queue) + carved
         return planner
 
     @staticmethod
@@ -453,9 +455,12 @@ class _Run:
         retries: dict[int, int] = {}
         inflight: dict[Future[_Outcome], Window] = {}
         with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="fetch") as pool:
-            self.phase = "settling (re-verify)" if settle else "phase 1 (head)"
-            head_window = Window(head_ts, None)
-            inflight[pool.submit(self._fetch_window, head_window, writer)] = head_window
+            self.phase = "settling (re-verify)" if settle else "phase 1 (new data)"
+            if settle or MAX_SETTLE_PASSES == 0:
+                # the open head window: once per run, in the settle pass (what arrived
+                # while the run filled is a closed gap by then)
+                head_window = Window(head_ts, None)
+                inflight[pool.submit(self._fetch_window, head_window, writer)] = head_window
             while True:
                 if self.fatal.error is not None or writer.error is not None:
                     self.stop.set()
@@ -465,8 +470,9 @@ class _Run:
                     and not self.budget.exhausted
                 ):
                     if self._verify_queue:
-                        window = self._verify_queue.popleft()
-                        inflight[pool.submit(self._verify_window, window, writer)] = window
+                        members = self._verify_queue.popleft()
+                        span = Window(members[0].start, members[-1].end, in_ledger=True)
+                        inflight[pool.submit(self._verify_span, members, writer)] = span
                         continue
                     window = planner.next()
                     if window is None:
@@ -513,6 +519,11 @@ class _Run:
         self, writer: WindowWriter, planner: WindowPlanner, retries: dict[int, int]
     ) -> bool:
         requeued = False
+        while writer.counters.split_checks:  # a span disagreed: check its windows one by one
+            members = writer.counters.split_checks.popleft()
+            self._verify_queue.extend((m,) for m in members)
+            self._planned_fixed += len(members)
+            requeued = True
         while writer.counters.reopened:  # the chain changed a sealed window: fetch it again
             window = writer.counters.reopened.popleft()
             planner.push_front(Window(window.start, window.end, 0, True))
@@ -587,10 +598,12 @@ class _Run:
             offset += PAGE_LIMIT
         return _Outcome.STOPPED
 
-    def _verify_window(self, window: Window, writer: WindowWriter) -> _Outcome:
-        """One request: the window's `total` and its highest row, for the writer to compare."""
+    def _verify_span(self, members: tuple[Window, ...], writer: WindowWriter) -> _Outcome:
+        """One request: the `total` and highest row of contiguous sealed windows, for the
+        writer to compare with the table."""
         if not self.budget.take():
             return _Outcome.BUDGET
+        window = Window(members[0].start, members[-1].end, in_ledger=True)
         assert window.end is not None
         page = self.client.list_transactions(limit=1, start_time=window.start,
                                              end_time=window.end)
@@ -603,6 +616,7 @@ class _Run:
             top_index_block_hash=top.get("index_block_hash") if isinstance(top, dict) else None,
             horizon=self.horizon,
             head=self.head_ts,
+            members=members,
         )
         if not writer.put(check, self.stop):
             return _Outcome.STOPPED
@@ -788,6 +802,19 @@ class _Run:
         if self.budget.exhausted:
             return StopReason.MAX_PAGES
         return StopReason.NO_PROGRESS
+
+
+def _contiguous_groups(windows: list[Window], limit: int) -> list[tuple[Window, ...]]:
+    """Newest first, back-to-back windows in groups of at most `limit` (one request each)."""
+    groups: list[list[Window]] = []
+    for w in sorted(windows, key=lambda w: w.start):
+        last = groups[-1][-1] if groups else None
+        if last is not None and last.end is not None and w.start == last.end + 1 and len(
+                groups[-1]) < limit:
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    return [tuple(g) for g in reversed(groups)]
 
 
 def _one_line(exc: BaseException | None) -> str:

@@ -108,7 +108,12 @@ class PageBatch:
 
 @dataclass
 class VerifyBatch:
-    """The API's view of a sealed window: its `total` and its highest row."""
+    """The API's view of a span of sealed windows: its `total` and its highest row.
+
+    `members` are the contiguous ledger windows the span is made of (one request verifies
+    them all); a fork replaces a suffix of the chain, so it changes the highest row of any
+    span it touches, and a late block changes the total.
+    """
 
     window: Window
     total: int
@@ -117,6 +122,7 @@ class VerifyBatch:
     top_index_block_hash: str | None  # compared with index_block_hash (v3 summaries)
     horizon: int
     head: int
+    members: tuple[Window, ...] = ()
 
 
 @dataclass
@@ -138,6 +144,8 @@ class WriterCounters:
     sealed_windows: list[tuple[int, int]] = field(default_factory=list)
     verify_failures: deque[Window] = field(default_factory=deque)
     reopened: deque[Window] = field(default_factory=deque)
+    # spans whose members disagree as a whole: verified again one window at a time
+    split_checks: deque[tuple[Window, ...]] = field(default_factory=deque)
 
 
 _STOP = object()
@@ -273,12 +281,15 @@ class WindowWriter:
                     self._record_partial(batch, now)
             verified: list[tuple[Window, bool]] = []
             reopened: list[Window] = []
+            split: list[tuple[Window, ...]] = []
             for check in checks:
                 outcome = self._verify(check, now)
-                if outcome is None:
+                if outcome is None and len(check.members) > 1:
+                    split.append(check.members)
+                elif outcome is None:
                     reopened.append(check.window)
                 else:
-                    verified.append((check.window, outcome))
+                    verified.extend(outcome)
             failpoints.hit("writer.before_commit")
             con.execute("COMMIT")
         except BaseException as exc:
@@ -318,6 +329,7 @@ class WindowWriter:
         for window in reopened:
             c.windows_reopened += 1
             c.reopened.append(window)
+        c.split_checks.extend(split)
         for window in failed:
             c.windows_failed_verification += 1
             c.verify_failures.append(window)
@@ -434,22 +446,28 @@ class WindowWriter:
         return ok
 
 
-    def _verify(self, check: VerifyBatch, now: datetime) -> bool | None:
-        """Compare a sealed window with the API's view of it. Confirmed: returns whether it
-        is now final. Contradicted (another total, another highest row): the window is
-        reopened at offset 0 and None returned, so the run fetches it again in full."""
+    def _verify(self, check: VerifyBatch, now: datetime) -> list[tuple[Window, bool]] | None:
+        """Compare sealed windows with the API's view of their span. Confirmed: each member
+        and whether it is now final. Contradicted (another total, another highest row):
+        None; a single window is then reopened at offset 0, so the run fetches it again in
+        full, and a span of several is checked again window by window."""
         w = check.window
         assert w.end is not None
+        members = check.members or (w,)
         bounds = [to_ts(w.start), to_ts(w.end)]
-        count = self.con.execute(
-            "SELECT count(*) FROM transactions WHERE canonical"
-            " AND burn_block_time BETWEEN ? AND ?", bounds,
+        starts = [to_ts(m.start) for m in members]
+        counts = dict(self.con.execute(
+            "SELECT l.window_start, (SELECT count(*) FROM transactions t WHERE t.canonical"
+            " AND t.burn_block_time BETWEEN l.window_start AND l.window_end)"
+            " FROM coverage_ledger l WHERE l.status = 'sealed' AND l.window_start IN"
+            f" ({', '.join('?' for _ in starts)})", starts,
+        ).fetchall())
+        rejected = self.con.execute(
+            "SELECT coalesce(sum(rejected), 0) FROM coverage_ledger WHERE window_start IN"
+            f" ({', '.join('?' for _ in starts)})", starts,
         ).fetchone()[0]
-        ledger = self.con.execute(
-            "SELECT rejected FROM coverage_ledger WHERE window_start = ?", [bounds[0]]
-        ).fetchone()
-        rejected = int(ledger[0]) if ledger else 0
-        ok = ledger is not None and count + rejected == check.total
+        count = sum(counts.values())
+        ok = len(counts) == len(members) and count + int(rejected) == check.total
         if ok and check.top_tx_id is not None:
             top = self.con.execute(
                 "SELECT tx_id, block_hash, index_block_hash FROM transactions WHERE canonical"
@@ -467,23 +485,29 @@ class WindowWriter:
                     or check.top_index_block_hash == top[2]
                 )
         if not ok:
-            self.con.execute(
-                "UPDATE coverage_ledger SET status = 'partial', next_offset = 0, final = false,"
-                " fetched_at = ? WHERE window_start = ?", [now, bounds[0]],
-            )
-            log.warning(
-                "window %s..%s changed on the chain (API total %d, table %d + %d rejected);"
-                " fetching it again", bounds[0].isoformat(), bounds[1].isoformat(),
-                check.total, count, rejected,
-            )
+            if len(members) == 1:
+                self.con.execute(
+                    "UPDATE coverage_ledger SET status = 'partial', next_offset = 0,"
+                    " final = false, fetched_at = ? WHERE window_start = ?", [now, bounds[0]],
+                )
+                log.warning(
+                    "window %s..%s changed on the chain (API total %d, table %d + %d"
+                    " rejected); fetching it again", bounds[0].isoformat(),
+                    bounds[1].isoformat(), check.total, count, rejected,
+                )
             return None
-        final = w.end < check.horizon
-        self.con.execute(
-            "UPDATE coverage_ledger SET expected = ?, loaded = ?, fetched_at = ?,"
-            " verified_head = ?, final = ? WHERE window_start = ?",
-            [check.total, count, now, to_ts(check.head), final, bounds[0]],
-        )
-        return final
+        out: list[tuple[Window, bool]] = []
+        for m in members:
+            assert m.end is not None
+            final = m.end < check.horizon
+            self.con.execute(
+                "UPDATE coverage_ledger SET expected = ? + rejected, loaded = ?,"
+                " fetched_at = ?, verified_head = ?, final = ? WHERE window_start = ?",
+                [counts[to_ts(m.start)], counts[to_ts(m.start)], now, to_ts(check.head),
+                 final, to_ts(m.start)],
+            )
+            out.append((m, final))
+        return out
 
 
 def _is_final(batch: PageBatch) -> bool:

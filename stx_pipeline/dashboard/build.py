@@ -121,7 +121,8 @@ def _kpis(s: MetricsSummary) -> str:
          "–" if s.success_rate is None else f"{100 * s.success_rate:.1f}%", sub),
         ("coverage_pct", "Coverage",
          "–" if s.coverage_pct is None else f"{s.coverage_pct:.1f}%",
-         f"{s.partial_days} partial day{'s' if s.partial_days != 1 else ''}"),
+         f"{s.partial_days} partial day{'s' if s.partial_days != 1 else ''}"
+         + ("" if s.final_pct is None else f"; {s.final_pct:.1f}% final")),
     ]
     return "\n".join(
         f'<div class="kpi" data-kpi="{key}"><div class="label">{html.escape(label)}</div>'

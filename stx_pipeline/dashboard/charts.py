@@ -428,6 +428,11 @@ def chart_backfill_health(con: duckdb.DuckDBPyConnection) -> Chart:
         name="coverage % of day", mode="lines", yaxis="y2",
         line={"color": "#7c3aed", "width": 1.5}, hovertemplate="%{y:.1f}%",
     ))
+    fig.add_trace(go.Scatter(
+        x=[_iso(r["day"]) for r in rows], y=[r.get("final_pct") for r in rows],
+        name="final % of day", mode="lines", yaxis="y2",
+        line={"color": "#0f766e", "width": 1.5, "dash": "dot"}, hovertemplate="%{y:.1f}%",
+    ))
     _shade_partial(fig, [r["day"] for r in rows], [r["partial"] for r in rows])
     _day_bars(fig)
     title = "Backfill health: expected vs loaded rows per day"
@@ -435,7 +440,9 @@ def chart_backfill_health(con: duckdb.DuckDBPyConnection) -> Chart:
     fig.update_layout(barmode="overlay", yaxis2={"range": [0, 105]})
     return Chart("backfill_health", title, fig,
                  note="From the coverage ledger (per window start day). Partial = the day is "
-                      "not entirely covered by sealed windows; its numbers are incomplete.",
+                      "not entirely covered by sealed windows; its numbers are incomplete. "
+                      "Final = sealed and beyond the reach of reorgs and late Bitcoin "
+                      "timestamps; the newest hours stay provisional (re-verified each run).",
                  wide=True)
 
 

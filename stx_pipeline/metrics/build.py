@@ -48,6 +48,7 @@ class MetricsSummary:
     fees_stx: float | None
     success_rate: float | None
     coverage_pct: float | None
+    final_pct: float | None  # the share of the calendar that reorgs can no longer change
     partial_days: int
     wallets: int
     activated_wallets: int
@@ -89,6 +90,7 @@ class MetricsSummary:
             f"| Fees (STX) | {fmt(self.fees_stx, '{:,.6f}')} |",
             f"| Success rate | {fmt(self.success_rate, '{:.1%}')} |",
             f"| Coverage | {fmt(self.coverage_pct, '{:.2f} %')} |",
+            f"| of which final | {fmt(self.final_pct, '{:.2f} %')} |",
             f"| Partial days | {self.partial_days:,} |",
             f"| Wallets / activated in data | {self.wallets:,} / {self.activated_wallets:,} |",
             f"| Canonical rows (orphaned ignored) | {self.canonical_rows:,} "
@@ -191,12 +193,12 @@ def read_summary(con: duckdb.DuckDBPyConnection) -> MetricsSummary:
     stickiness = fees_stx = success_rate = None
     if latest is not None and canonical_rows:
         dau, wau, mau, new_wallets, stickiness, fees_stx, success_rate = latest
-    coverage_pct = None
+    coverage_pct = final_pct = None
     if coverage_mode == "ledger":
-        coverage_pct = con.execute(
-            "SELECT 100.0 * sum(covered_seconds) / (count(*) * 86400) "
-            "FROM metrics_backfill_health"
-        ).fetchone()[0]
+        coverage_pct, final_pct = con.execute(
+            "SELECT 100.0 * sum(covered_seconds) / (count(*) * 86400),"
+            " 100.0 * sum(final_seconds) / (count(*) * 86400) FROM metrics_backfill_health"
+        ).fetchone()
     row_counts = {
         t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in METRICS_TABLES
     }
@@ -216,6 +218,7 @@ def read_summary(con: duckdb.DuckDBPyConnection) -> MetricsSummary:
         fees_stx=float(fees_stx) if fees_stx is not None else None,
         success_rate=success_rate,
         coverage_pct=float(coverage_pct) if coverage_pct is not None else None,
+        final_pct=float(final_pct) if final_pct is not None else None,
         partial_days=int(partial_days or 0),
         wallets=int(wallets or 0),
         activated_wallets=int(activated or 0),

@@ -26,7 +26,7 @@ USTX_PER_STX = 1_000_000
 
 # Bumped whenever a metrics table changes shape or meaning: readers (the dashboard)
 # rebuild tables written by an older version instead of misreading them.
-METRICS_VERSION = 1
+METRICS_VERSION = 2  # 2: metrics_backfill_health.final_seconds/final_pct
 
 # Top contracts kept: union of the top N by calls and the top N by distinct callers.
 TOP_CONTRACTS_N = 100
@@ -495,6 +495,20 @@ def metric_statements() -> list[tuple[str, str]]:
             FROM _mx_ledger GROUP BY 1
         ), t AS (
             SELECT day, count(*) AS canonical_rows FROM _mx_tx GROUP BY day
+        ), f AS (
+            -- final (beyond reorgs' reach) seconds per day; windows never overlap, so a
+            -- plain sum of overlaps is exact (backfill/finality.py)
+            SELECT d.day, coalesce(sum(least(epoch(w.window_end)::BIGINT + 1,
+                                             epoch(d.day)::BIGINT + 86400)
+                                       - greatest(epoch(w.window_start)::BIGINT,
+                                                  epoch(d.day)::BIGINT))
+                                   FILTER (WHERE w.window_start IS NOT NULL), 0)::BIGINT
+                       AS final_seconds
+            FROM _mx_days d LEFT JOIN _mx_ledger w
+              ON w.status = 'sealed' AND w.final
+             AND epoch(w.window_start) < epoch(d.day) + 86400
+             AND epoch(w.window_end) + 1 > epoch(d.day)
+            GROUP BY d.day
         )
         SELECT d.day,
                coalesce(l.windows, 0)::BIGINT AS windows,
@@ -504,10 +518,13 @@ def metric_statements() -> list[tuple[str, str]]:
                100.0 * l.loaded_rows / nullif(l.expected_rows, 0) AS loaded_pct,
                cov.covered_seconds,
                100.0 * cov.covered_seconds / 86400 AS coverage_pct,
+               f.final_seconds,
+               100.0 * f.final_seconds / 86400 AS final_pct,
                coalesce(t.canonical_rows, 0)::BIGINT AS canonical_rows,
                cov.partial
         FROM _mx_days d
         JOIN _mx_cov cov USING (day)
+        JOIN f USING (day)
         LEFT JOIN l USING (day)
         LEFT JOIN t USING (day)
         ORDER BY d.day
