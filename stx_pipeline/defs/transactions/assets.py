@@ -76,6 +76,12 @@ def headline(result: BackfillResult, target_days: int) -> str:
     )
 
 
+def _horizon_hours(result: BackfillResult) -> str:
+    if result.finality_horizon is None or result.head_burn_time is None:
+        return "4"
+    return f"{(result.head_burn_time - result.finality_horizon).total_seconds() / 3600:g}"
+
+
 def summary_markdown(result: BackfillResult, target_days: int) -> str:
     """The asset page's first metadata entry: what each figure is, in words."""
     lines = [
@@ -86,6 +92,11 @@ def summary_markdown(result: BackfillResult, target_days: int) -> str:
         f"| coverage | {result.coverage_percent:.2f} % | share of the span from the target "
         "(or the chain's start) to the newest block held in sealed, fully counted ledger "
         "windows |",
+        f"| of which final | {result.coverage_final_percent:.2f} % | sealed and beyond the "
+        "reach of reorgs and late Bitcoin timestamps; the rest of the sealed span (the newest "
+        f"~{_horizon_hours(result)} h, {result.windows_provisional} window(s)) is provisional "
+        f"and re-verified by every run ({result.windows_verified} confirmed, "
+        f"{result.windows_reopened} refetched this run) |",
         f"| missing | {result.missing_days:.2f} days | that span not sealed yet |",
         f"| rows | {result.rows_total:,} (+{result.rows_inserted:,} this run) | canonical "
         "transactions in the file |",
@@ -109,6 +120,11 @@ def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any
         "stop_reason": dg.MetadataValue.text(result.stop_reason.value),
         "target_days": dg.MetadataValue.int(target_days),
         "coverage_percent": dg.MetadataValue.float(round(result.coverage_percent, 2)),
+        "coverage_final_percent": dg.MetadataValue.float(round(result.coverage_final_percent, 2)),
+        "windows_final": dg.MetadataValue.int(result.windows_final),
+        "windows_provisional": dg.MetadataValue.int(result.windows_provisional),
+        "windows_verified_this_run": dg.MetadataValue.int(result.windows_verified),
+        "windows_reopened_this_run": dg.MetadataValue.int(result.windows_reopened),
         "missing_days": dg.MetadataValue.float(round(result.missing_days, 3)),
         "rows_total": dg.MetadataValue.int(result.rows_total),
         "rows_new": dg.MetadataValue.int(result.rows_inserted),
@@ -126,7 +142,7 @@ def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any
         "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed_seconds, 1)),
         "dagster/row_count": dg.MetadataValue.int(result.rows_total),
     }
-    for key in ("oldest_block_time", "newest_block_time", "target_time"):
+    for key in ("oldest_block_time", "newest_block_time", "target_time", "finality_horizon"):
         ts = _ts(getattr(result, key))
         if ts is not None:
             meta[key] = ts

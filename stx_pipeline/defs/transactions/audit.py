@@ -67,8 +67,7 @@ audit_sealed_history_job = dg.define_asset_job(
     name="audit_sealed_history_job",
     selection=dg.AssetSelection.checks(sealed_history_matches_api),
     description="Re-ask the API for every sealed window's total; reopen those that drifted.",
-    tags={"stx_pipeline/writer": "duckdb"},
-    executor_def=dg.in_process_executor,
+    tags=settings.writer_run_tags(),
 )
 
 

@@ -27,9 +27,10 @@ class Figure:
     digits: int | None  # rounding of a float; None for counts
 
 
-# A new field of `Progress` (e.g. issue 10's final / provisional coverage) is one line here.
+# A new field of `Progress` is one line here.
 PROGRESS_FIGURES: tuple[Figure, ...] = (
     Figure("coverage_percent", "coverage_percent", 2),
+    Figure("coverage_final_percent", "coverage_final_percent", 2),
     Figure("rows_inserted", "rows_new", None),
     Figure("rows_per_second", "rows_per_second", 1),
     Figure("windows_done", "windows_done", None),
@@ -90,7 +91,8 @@ def progress_line(
 ) -> str:
     """The run log's progress line, readable without knowing the core's fields."""
     return (
-        f"backfill {progress.coverage_percent:.1f} % of the {target_days}-day target · "
+        f"backfill {progress.coverage_percent:.1f} % of the {target_days}-day target"
+        f" ({progress.coverage_final_percent:.1f} % final) · "
         f"{rows_total:,} rows (+{progress.rows_inserted:,} this run, "
         f"{progress.rows_per_second:,.0f} rows/s) · ETA {format_duration(progress.eta_seconds)}"
         f" · {progress.phase} · {_plural(progress.windows_done, 'window')} fetched · "
