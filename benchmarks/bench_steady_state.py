@@ -99,6 +99,7 @@ def _scenario(name: str, code_root: str, args: argparse.Namespace, steps: list[d
             return out, sim.stats["requests"] - before_req
 
         first, first_requests = run()
+        first_exact = _exactness(sim, db, int(sim.now() - args.days * 86400))
         for step in steps:
             if step.get("reorg_burn_blocks"):
                 sim.reorg(burn_blocks=step["reorg_burn_blocks"])
@@ -119,8 +120,7 @@ def _scenario(name: str, code_root: str, args: argparse.Namespace, steps: list[d
                         "requests": first_requests, "new_rows": first["rows_inserted"],
                         "new_data_pages": math.ceil(first["rows_inserted"] / 50),
                         "overhead": first_requests - math.ceil(first["rows_inserted"] / 50),
-                        "complete": first["complete"], "missing": 0, "extra": 0,
-                        "duplicates": 0})
+                        "complete": first["complete"], **first_exact})
     return rows
 
 

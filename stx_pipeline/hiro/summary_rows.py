@@ -40,6 +40,7 @@ COLUMN_SOURCES: dict[str, str] = {
     "nonce": "sender.nonce",
     "block_height": "block.height",
     "block_hash": "block.hash",
+    "index_block_hash": "block.index_hash",
     "tx_index": "block.tx_index",
     "block_time": "block.time (bitcoin_block.time when 0, as v1's block_time || burn_time)",
     "burn_block_time": "bitcoin_block.time",
@@ -114,11 +115,12 @@ def map_summary(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
         block_time = burn_block_time  # very old indexes: no Stacks block time
     else:
         block_time = _unix_time(raw_time, "block.time")
-    if block_time < burn_block_time:
-        raise RowError(
-            f"block.time {block_time.isoformat()} is before bitcoin_block.time"
-            f" {burn_block_time.isoformat()}"
-        )
+    # block.time < bitcoin_block.time is legal (a Bitcoin header up to 2 h ahead), kept
+    index_hash = block.get("index_hash")
+    if index_hash is not None and (
+        not isinstance(index_hash, str) or not _TX_ID_RE.match(index_hash)
+    ):
+        raise RowError(f"block.index_hash is not 0x + 64 hex characters: {index_hash!r:.80}")
 
     contract_id = function_name = token_recipient = None
     token_amount: int | None = None
@@ -150,6 +152,7 @@ def map_summary(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
         "nonce": nonce,
         "block_height": block_height,
         "block_hash": block_hash,
+        "index_block_hash": index_hash,
         "tx_index": tx_index,
         "block_time": block_time,
         "burn_block_time": burn_block_time,

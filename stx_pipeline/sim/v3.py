@@ -176,8 +176,8 @@ def malform_summary(s: dict[str, Any], kind: str) -> dict[str, Any]:
         bad["fee_rate"] = "lots"
     elif kind == "unknown_type":
         bad["type"] = "quantum_transfer"
-    elif kind == "time_order":
-        bad["block"]["time"] = int(bad["bitcoin_block"]["time"]) - 600
+    elif kind == "bad_block_hash":
+        bad["block"]["hash"] = "0x"  # (block.time before bitcoin time is legal)
     return bad
 
 
