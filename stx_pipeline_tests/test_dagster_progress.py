@@ -151,10 +151,12 @@ def test_rate_limit_state_and_the_line_read_as_sentences() -> None:
     progress = Progress(
         phase="phase 2 (history)", windows_done=1, windows_planned=9, rows_inserted=1234,
         pages=30, rows_per_second=56.7, eta_seconds=600.0, coverage_percent=12.345,
+        coverage_final_percent=10.0,
     )
     line = progress_line(progress, 5234, 30, RateLimitState(500.0, 0, 0, 0.0))
     assert line == (
-        "backfill 12.3 % of the 30-day target · 5,234 rows (+1,234 this run, 57 rows/s) · "
+        "backfill 12.3 % of the 30-day target (10.0 % final) · 5,234 rows (+1,234 this run, "
+        "57 rows/s) · "
         "ETA 10 min · phase 2 (history) · 1 window fetched · 30 pages · "
         "paced at 500 requests/min"
     )
