@@ -180,13 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- backfill ---------------------------------------------------------------------------
 def _make_client(api_url: str | None) -> Any:
-    from stx_pipeline.hiro.client import HiroClient
+    from stx_pipeline.hiro.factory import client_from_env
 
     try:
-        env = dict(os.environ)
-        if api_url:
-            env["HIRO_API_URL"] = api_url
-        return HiroClient.from_env(env)
+        return client_from_env(base_url=api_url)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 

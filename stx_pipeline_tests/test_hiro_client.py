@@ -334,7 +334,7 @@ def test_rate_limiter_unit_behaviour() -> None:
     limiter.update_from_headers({"ratelimit-limit": "1000"})  # looser: never exceed ours
     assert limiter.current_rpm == pytest.approx(600)
     limiter.update_from_headers({"ratelimit-limit": "100"})
-    assert limiter.current_rpm == pytest.approx(97)  # 97% of the server's limit
+    assert limiter.current_rpm == pytest.approx(99)  # the server's limit less a 1% reserve
     started = time.monotonic()
     limiter.block_until(time.monotonic() + 0.3)
     limiter.acquire()
@@ -491,11 +491,13 @@ def test_invalid_key_is_refused_without_showing_it() -> None:
 def test_from_env_defaults_and_overrides() -> None:
     client = HiroClient.from_env({})
     assert client.base_url == "https://api.hiro.so"
-    assert client.limiter.configured_rpm == 25 and not client.has_api_key
+    # No assumed rate, with or without a key: the server's headers decide (HIRO_RPM caps).
+    assert client.limiter.configured_rpm is None and not client.has_api_key
+    assert client.limiter.mode == "learning"
     assert (client.connect_timeout, client.read_timeout) == (10.0, 30.0)
     keyed = HiroClient.from_env({"HIRO_API_KEY": SECRET, "HIRO_API_URL": "http://x.test:3999/",
                                  "HIRO_CONNECT_TIMEOUT": "2", "HIRO_READ_TIMEOUT": "5.5"})
-    assert keyed.limiter.configured_rpm == 500 and keyed.has_api_key
+    assert keyed.limiter.configured_rpm is None and keyed.has_api_key
     assert keyed.base_url == "http://x.test:3999"
     assert (keyed.connect_timeout, keyed.read_timeout) == (2.0, 5.5)
     assert SECRET not in repr(keyed)

@@ -19,24 +19,24 @@ DEFAULT_HIRO_URL = "https://api.hiro.so"
 
 
 class HiroResource(dg.ConfigurableResource):
-    """Builds a `HiroClient` per run; settings resolve at run time so env changes apply."""
+    """Builds a `HiroClient` per run with the CLI's factory; unset fields come from HIRO_*."""
 
     base_url: str | None = None
     api_key: str | None = None
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
     requests_per_minute: int | None = None
-    max_attempts: int = 5
+    max_attempts: int | None = None
 
     def resolved_base_url(self) -> str:
         """Explicit config, else `$HIRO_API_URL`, else the public Hiro API."""
         return self.base_url or os.environ.get("HIRO_API_URL", "").strip() or DEFAULT_HIRO_URL
 
     def get_client(self):  # -> HiroClient (imported lazily: the core may be absent at load)
-        from stx_pipeline.hiro.client import HiroClient
+        from stx_pipeline.hiro.factory import client_from_env
 
-        return HiroClient(
-            base_url=self.resolved_base_url(),
+        return client_from_env(
+            base_url=self.base_url,
             api_key=self.api_key or None,
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
@@ -78,17 +78,13 @@ def _optional_env(name: str) -> dg.EnvVar | None:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    rpm = os.environ.get("HIRO_RPM", "").strip()
     return dg.Definitions(
         # Every step opens the one DuckDB file and steps run one at a time anyway (pool
         # "duckdb"): a process per step would only add start-up time. As the default it
         # also applies to Dagster's implicit asset job, i.e. to the Materialize button.
         executor=dg.in_process_executor,
         resources={
-            "hiro": HiroResource(
-                api_key=_optional_env("HIRO_API_KEY"),
-                requests_per_minute=int(rpm) if rpm.isdigit() else None,
-            ),
+            "hiro": HiroResource(api_key=_optional_env("HIRO_API_KEY")),
             "duckdb": DuckDBResource(
                 database=settings.db_path(),
                 connection_config={"memory_limit": memory_limit_setting()},

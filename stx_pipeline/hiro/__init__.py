@@ -7,6 +7,8 @@ from stx_pipeline.hiro.errors import (
     HiroError,
     HiroRequestError,
     HiroUnavailable,
+    MonthlyQuotaExhausted,
+    QuotaReserveReached,
     RateLimitExhausted,
 )
 from stx_pipeline.hiro.limiter import RateLimiter
@@ -23,6 +25,8 @@ __all__ = [
     "HiroError",
     "HiroRequestError",
     "HiroUnavailable",
+    "MonthlyQuotaExhausted",
+    "QuotaReserveReached",
     "RateLimitExhausted",
     "RateLimiter",
     "RejectedRow",

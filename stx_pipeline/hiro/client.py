@@ -5,8 +5,9 @@ Why it looks like this:
 - many fetch threads share one client, so the session pool and the limiter are shared;
 - a transient fault (connection, timeout, 429, 5xx, truncated or malformed JSON) is
   retried with jittered exponential backoff, at most `max_attempts` times in total;
-- a 429 that asks for a longer wait than `max_rate_limit_wait` (a spent monthly quota)
-  raises `RateLimitExhausted` at once instead of sleeping for hours;
+- a 429 that asks for a longer wait than `max_rate_limit_wait`, or says the month's quota
+  is spent (no `retry-after`), raises `RateLimitExhausted` at once instead of sleeping;
+- the limiter learns what the server grants from every answer (hiro/limiter.py);
 - the API key lives only in the session's `x-api-key` header. It is scrubbed from every
   message we build, exceptions are raised without chaining the `requests` exception, and
   redirects are not followed (requests would forward `x-api-key` to another host).
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,9 +40,15 @@ from stx_pipeline.hiro.errors import (
     HiroError,
     HiroRequestError,
     HiroUnavailable,
+    MonthlyQuotaExhausted,
     RateLimitExhausted,
 )
-from stx_pipeline.hiro.limiter import RateLimiter, reset_seconds
+from stx_pipeline.hiro.limiter import (
+    LIMIT_HEADERS,
+    NAMED_REMAINING,
+    RateLimiter,
+    reset_seconds,
+)
 from stx_pipeline.hiro.page import TxPage
 from stx_pipeline.hiro.retry import ClientStats, TransientError
 from stx_pipeline.hiro.rows import TX_TYPES
@@ -53,19 +59,15 @@ DEFAULT_BASE_URL = "https://api.hiro.so"
 TX_LIST_PATH = "/extended/v1/tx"
 STATUS_PATH = "/extended"
 MAX_PAGE_LIMIT = 50
-# Published Hiro limits: 500 RPM per key (older page; the newer "starter" tier is 900)
-# and 25 RPM per IP without a key (older page: 50). We start at the conservative value
-# and the limiter lowers it further if the gateway's ratelimit-limit header says so.
-DEFAULT_RPM_WITH_KEY = 500.0
-DEFAULT_RPM_WITHOUT_KEY = 25.0
+# No rate is assumed: the published plans disagree (25 RPM per IP without a key; 500, 900,
+# 3000 or 7000 RPM with one), so the limiter starts with one request and then follows the
+# gateway's headers. HIRO_RPM is a cap the user may add, not a default.
 DEFAULT_POOL_SIZE = 32
 
 ORDERS = frozenset({"asc", "desc"})
 SORT_BYS = frozenset({"block_height", "burn_block_time", "fee"})
 HEADERS_OF_INTEREST = (
-    "ratelimit-limit",
-    "ratelimit-remaining",
-    "ratelimit-reset",
+    *LIMIT_HEADERS,
     "retry-after",
     "x-api-version",
     "warning",
@@ -117,22 +119,6 @@ def _validate_api_key(api_key: str | None) -> str | None:
     return key
 
 
-def _env_float(environ: Mapping[str, str], name: str, default: float | None, *,
-               minimum: float, allow_equal: bool) -> float | None:
-    raw = environ.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError(f"{name}={raw.strip()!r} is not a number") from None
-    ok = value >= minimum if allow_equal else value > minimum
-    if not ok or value != value or value == float("inf"):
-        op = ">=" if allow_equal else ">"
-        raise ValueError(f"{name}={raw.strip()!r} must be a finite number {op} {minimum:g}")
-    return value
-
-
 def _one_line(text: str, limit: int = 240) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
@@ -161,9 +147,10 @@ def _parse_retry_after(value: str | None) -> float | None:
 class HiroClient:
     """Client of the Hiro Stacks API, safe to share between threads.
 
-    `requests_per_minute` None or 0 means no client-side cap (the limiter still follows
-    the server's rate-limit headers and 429s); `from_env()` picks a plan-based default.
-    `base_url` None means https://api.hiro.so; the constructor reads no environment.
+    `requests_per_minute` None or 0 means no client-side cap: the limiter follows what the
+    server grants (its headers and 429s). `quota_reserve` is the number of this month's
+    requests never spent (None: 1% of the announced quota). `base_url` None means
+    https://api.hiro.so; the constructor reads no environment (hiro/factory.py does).
     """
 
     def __init__(
@@ -175,6 +162,7 @@ class HiroClient:
         read_timeout: float = 30.0,
         requests_per_minute: float | None = None,
         max_rate_limit_wait: float = 300.0,
+        quota_reserve: int | None = None,
         max_attempts: int = 5,
         backoff_initial: float = 0.5,
         backoff_max: float = 8.0,
@@ -201,7 +189,8 @@ class HiroClient:
         self.backoff_initial = float(backoff_initial)
         self.backoff_max = float(backoff_max)
         self.limiter = limiter if limiter is not None else RateLimiter(
-            requests_per_minute, max_block_seconds=self.max_rate_limit_wait
+            requests_per_minute, max_block_seconds=self.max_rate_limit_wait,
+            quota_reserve=quota_reserve,
         )
         self.stats = ClientStats()
         self.deprecation = DeprecationWatch()  # X-API-Version and Warning of every answer
@@ -228,34 +217,25 @@ class HiroClient:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> HiroClient:
-        """Build a client from the environment.
+        """The one factory's client (hiro/factory.py): HIRO_* variables, `overrides` win."""
+        from stx_pipeline.hiro.factory import client_from_env
 
-        Reads HIRO_API_URL (default https://api.hiro.so), HIRO_API_KEY (optional),
-        HIRO_RPM (default 500 with a key, 25 without; 0 = no client-side cap),
-        HIRO_CONNECT_TIMEOUT (10), HIRO_READ_TIMEOUT (30) and HIRO_MAX_RATE_LIMIT_WAIT
-        (300 s). An invalid value raises a one-line ValueError naming the variable.
-        Keyword `overrides` win over the environment.
-        """
-        env = os.environ if environ is None else environ
-        base_url = (env.get("HIRO_API_URL") or "").strip() or DEFAULT_BASE_URL
-        api_key = _validate_api_key(env.get("HIRO_API_KEY"))
-        default_rpm = DEFAULT_RPM_WITH_KEY if api_key else DEFAULT_RPM_WITHOUT_KEY
-        kwargs: dict[str, Any] = {
-            "requests_per_minute": _env_float(
-                env, "HIRO_RPM", default_rpm, minimum=0, allow_equal=True
-            ),
-            "connect_timeout": _env_float(
-                env, "HIRO_CONNECT_TIMEOUT", 10.0, minimum=0, allow_equal=False
-            ),
-            "read_timeout": _env_float(
-                env, "HIRO_READ_TIMEOUT", 30.0, minimum=0, allow_equal=False
-            ),
-            "max_rate_limit_wait": _env_float(
-                env, "HIRO_MAX_RATE_LIMIT_WAIT", 300.0, minimum=0, allow_equal=True
-            ),
+        return client_from_env(environ, **overrides)
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that shapes this client's behaviour (no secrets), for comparisons."""
+        return {
+            "base_url": self.base_url,
+            "api_key": self._has_key,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "max_rate_limit_wait": self.max_rate_limit_wait,
+            "max_attempts": self.max_attempts,
+            "backoff": (self.backoff_initial, self.backoff_max),
+            "requests_per_minute_cap": self.limiter.configured_rpm,
+            "quota_reserve_setting": self.limiter._quota_reserve,
+            "limiter_mode": self.limiter.mode,
         }
-        kwargs.update(overrides)
-        return cls(base_url, api_key, **kwargs)
 
     def close(self) -> None:
         self._session.close()
@@ -270,7 +250,7 @@ class HiroClient:
         key = "set" if self._has_key else "none"
         return (
             f"HiroClient(base_url={self.base_url!r}, api_key={key},"
-            f" rpm={self.limiter.configured_rpm})"
+            f" rpm_cap={self.limiter.configured_rpm})"
         )
 
     @property
@@ -377,33 +357,46 @@ class HiroClient:
         if waited:
             self.stats.add(rate_limit_wait_seconds=waited)
         self.stats.add(requests=1)
-        url = self.base_url + path
         try:
             resp = self._session.get(
-                url,
+                self.base_url + path,
                 params=params,
                 timeout=(self.connect_timeout, self.read_timeout),
                 allow_redirects=False,
             )
-        except requests.Timeout as exc:
-            raise self._fault("timeout", f"timeout ({type(exc).__name__})") from None
-        except requests.ConnectionError as exc:
-            raise self._fault(
-                "connection", f"connection error: {_one_line(self._redact(str(exc)), 200)}"
-            ) from None
-        except (requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
-            raise self._fault(
-                "truncated", f"truncated body: {_one_line(self._redact(str(exc)), 160)}"
-            ) from None
         except requests.RequestException as exc:
-            raise HiroError(
-                f"Hiro request to {self._describe(path, params)} could not be sent:"
-                f" {type(exc).__name__}: {_one_line(self._redact(str(exc)), 200)}"
-            ) from None
+            self.limiter.observe(None, {})
+            raise self._send_failed(exc, path, params) from None
+        except BaseException:
+            self.limiter.observe(None, {})
+            raise
         headers = {k: resp.headers[k] for k in HEADERS_OF_INTEREST if k in resp.headers}
         self.deprecation.observe(path, headers, resp.status_code)
-        self.limiter.update_from_headers(headers)
+        self.limiter.observe(resp.status_code, headers)
+        return self._answer(resp, headers, path, params, check)
+
+    def _send_failed(
+        self, exc: requests.RequestException, path: str, params: Mapping[str, Any]
+    ) -> Exception:
+        if isinstance(exc, requests.Timeout):
+            return self._fault("timeout", f"timeout ({type(exc).__name__})")
+        if isinstance(exc, requests.ConnectionError):
+            return self._fault(
+                "connection", f"connection error: {_one_line(self._redact(str(exc)), 200)}"
+            )
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError
+                      | requests.exceptions.ContentDecodingError):
+            return self._fault(
+                "truncated", f"truncated body: {_one_line(self._redact(str(exc)), 160)}"
+            )
+        return HiroError(
+            f"Hiro request to {self._describe(path, params)} could not be sent:"
+            f" {type(exc).__name__}: {_one_line(self._redact(str(exc)), 200)}"
+        )
+
+    def _answer(self, resp: requests.Response, headers: dict[str, str], path: str,
+                params: Mapping[str, Any], check: Callable[[Any], str | None]
+                ) -> tuple[Any, dict[str, str]]:
         status = resp.status_code
         if status == 200:
             return self._parse_ok(resp, path, params, check), headers
@@ -430,9 +423,21 @@ class HiroClient:
 
     def _rate_limited(self, headers: Mapping[str, str]) -> Exception:
         self.stats.add(responses_429=1)
-        wait = _parse_retry_after(headers.get("retry-after"))
-        if wait is None:
-            wait = reset_seconds(headers.get("ratelimit-reset"))
+        retry_after = _parse_retry_after(headers.get("retry-after"))
+        reset = reset_seconds(headers.get("ratelimit-reset"))
+        wait = retry_after if retry_after is not None else reset
+        month_left = headers.get(NAMED_REMAINING.format("month"), "").strip()
+        if month_left in ("0", "0.0") and retry_after is None:
+            # The month is spent: no retry-after, and no short wait will help.
+            self.stats.add(fault="rate_limit_exhausted")
+            far = reset if reset is not None and reset > self.max_rate_limit_wait else None
+            now = datetime.now(UTC)
+            quota = self.limiter.quota_exhausted(
+                now + timedelta(seconds=far) if far is not None else None
+            )
+            error = MonthlyQuotaExhausted(quota.limit, quota.reset_at, quota.reset_known, now)
+            logger.error("%s", error)
+            return error
         if wait is not None and wait > self.max_rate_limit_wait:
             self.stats.add(fault="rate_limit_exhausted")
             retry_at = datetime.now(UTC) + timedelta(seconds=wait)

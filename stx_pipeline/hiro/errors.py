@@ -41,12 +41,50 @@ class EndpointGone(HiroError):
 class RateLimitExhausted(HiroError):
     """429 asking for a wait longer than we are willing to sleep (a spent quota)."""
 
-    def __init__(self, wait_seconds: float, retry_at: datetime) -> None:
+    def __init__(self, wait_seconds: float, retry_at: datetime, message: str | None = None
+                 ) -> None:
         self.wait_seconds = wait_seconds
         self.retry_at = retry_at
-        super().__init__(
+        super().__init__(message or (
             f"Hiro API rate limit exhausted: the server asks to wait {wait_seconds:.0f}s;"
             f" stopped instead of sleeping, retry after {retry_at.isoformat()}"
+        ))
+
+
+def _month_reset(retry_at: datetime, known: bool) -> str:
+    return retry_at.isoformat() + ("" if known else " (assumed: the next calendar month, UTC)")
+
+
+class MonthlyQuotaExhausted(RateLimitExhausted):
+    """429 with the month's quota at 0 and no `retry-after`: nothing to wait for today."""
+
+    def __init__(self, limit: int | None, retry_at: datetime, reset_known: bool,
+                 now: datetime) -> None:
+        self.limit = limit
+        self.reset_known = reset_known
+        of = f" of {limit:,}" if limit else ""
+        super().__init__(
+            max((retry_at - now).total_seconds(), 0.0), retry_at,
+            f"Hiro API rate limit exhausted: this month's quota is spent (0{of} requests"
+            f" left); stopped, the backfill resumes after {_month_reset(retry_at, reset_known)}",
+        )
+
+
+class QuotaReserveReached(RateLimitExhausted):
+    """The month's quota is down to the reserve we keep: stop before spending it."""
+
+    def __init__(self, remaining: int, limit: int | None, reserve: int, retry_at: datetime,
+                 reset_known: bool, now: datetime) -> None:
+        self.remaining = remaining
+        self.limit = limit
+        self.reserve = reserve
+        self.reset_known = reset_known
+        of = f" of {limit:,}" if limit else ""
+        super().__init__(
+            max((retry_at - now).total_seconds(), 0.0), retry_at,
+            f"Hiro API rate limit exhausted: {remaining:,}{of} requests left this month and"
+            f" {reserve:,} are kept in reserve (HIRO_QUOTA_RESERVE); stopped before spending"
+            f" them, the backfill resumes after {_month_reset(retry_at, reset_known)}",
         )
 
 
