@@ -21,15 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_child(argv: list[str], timeout: float | None = None) -> tuple[dict[str, Any], float]:
+def run_child(argv: list[str], timeout: float | None = None, python: str | None = None,
+              prefix: list[str] | None = None) -> tuple[dict[str, Any], float]:
     """Run `python argv...`, which prints one JSON object as its last stdout line.
 
-    Returns (that object, the child's peak RSS in MiB). Raises on a non-zero exit.
+    Returns (that object, the child's peak RSS in MiB); the object gains
+    `child_cpu_seconds` (user + system, from the same rusage). `prefix` runs the child
+    under another program (a profiler). Raises on a non-zero exit.
     """
     with tempfile.TemporaryFile(mode="w+") as errf:
         proc = subprocess.Popen(
-            [sys.executable, *argv], stdout=subprocess.PIPE, stderr=errf,
-            cwd=str(ROOT), text=True,
+            [*(prefix or []), python or sys.executable, *argv], stdout=subprocess.PIPE,
+            stderr=errf, cwd=str(ROOT), text=True,
         )
         started = time.monotonic()
         assert proc.stdout is not None
@@ -46,7 +49,9 @@ def run_child(argv: list[str], timeout: float | None = None) -> tuple[dict[str, 
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("{")]
     if not lines:
         raise RuntimeError(f"child {' '.join(argv)} printed no JSON:\n{err[-4000:]}")
-    return json.loads(lines[-1]), usage.ru_maxrss / 1024.0
+    result = json.loads(lines[-1])
+    result["child_cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    return result, usage.ru_maxrss / 1024.0
 
 
 def machine() -> dict[str, Any]:

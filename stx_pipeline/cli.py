@@ -336,6 +336,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             eta = progress.get("eta_seconds")
             print(f"Last run:  {progress['rows_per_second']} rows/s"
                   + (f", ETA {eta / 60:.1f} min" if eta else ""))
+    quota = progress.get("quota") or (progress if progress.get("quota_left") is not None
+                                      else None)
+    if quota:
+        limit = quota.get("quota_limit")
+        print(f"API quota: {quota['quota_left']:,} requests left this month"
+              + (f" (used {quota.get('quota_used') or 0:,} of {limit:,})" if limit else "")
+              + (f", renews {quota['quota_reset_at']}" if quota.get("quota_reset_at") else ""))
     if progress.get("note"):
         print(f"Note:      {progress['note']}")
     from stx_pipeline.backfill.api_notice import api_notice_line

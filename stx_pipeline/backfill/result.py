@@ -70,6 +70,13 @@ class BackfillResult:
     error: str | None = None
     retry_after: datetime | None = None
     faults_by_kind: dict[str, int] = field(default_factory=dict)
+    # This month's API quota as the gateway last announced it (None: not announced), and
+    # the requests the run's plan was estimated to need (backfill/quota.py).
+    quota_limit: int | None = None
+    quota_left: int | None = None
+    quota_used: int | None = None
+    quota_reset_at: datetime | None = None
+    quota_needed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: datetimes as ISO strings, the enum as its value."""

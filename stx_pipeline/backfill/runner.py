@@ -30,6 +30,7 @@ from typing import Any
 
 import duckdb
 
+from stx_pipeline.backfill import quota
 from stx_pipeline.backfill.coverage import ledger_coverage
 from stx_pipeline.backfill.finality import FinalityRules
 from stx_pipeline.backfill.planner import Window, WindowPlanner, uncovered
@@ -220,6 +221,7 @@ class _Run:
         self._verify_queue: deque[tuple[Window, ...]] = deque()
         self._planned_fixed = 0
         self._final_seconds_before = 0
+        self.quota_plan: quota.QuotaPlan | None = None
 
     # -- helpers -----------------------------------------------------------------------
     def _client_stats(self) -> dict[str, Any]:
@@ -439,6 +441,10 @@ class _Run:
         planner = self._plan(con.cursor(), head_ts, genesis_ts, lower, total_txs,
                              settle=settle)
         self.planner = planner
+        if self.quota_plan is None:  # the run's first plan: said once, settle passes are small
+            self.quota_plan = quota.plan_quota(
+                self.client, planner.remaining_seconds(), planner.density, self.rows_per_window
+            )
         self.head_ts = head_ts
         self.horizon = self.finality.horizon(head_ts)
         self.lower = lower
@@ -640,6 +646,7 @@ class _Run:
                     "rows_per_second": round(snap.rows_per_second, 1),
                     "eta_seconds": snap.eta_seconds,
                     "coverage_percent": round(snap.coverage_percent, 2),
+                    **quota.result_fields(self.client, self.quota_plan),
                 }
             )
 
@@ -753,7 +760,9 @@ class _Run:
             error=_one_line(error) if error is not None else None,
             retry_after=getattr(error, "retry_at", None),
             faults_by_kind=dict(self._client_stats().get("faults_by_kind", {}) or {}),
+            **quota.result_fields(self.client, self.quota_plan),
         )
+        quota.record(con, quota.result_fields(self.client, self.quota_plan), datetime.now(UTC))
         con.execute(
             """UPDATE backfill_runs SET finished_at = ?, stop_reason = ?, pages = ?,
                requests = ?, rows_inserted = ?, rows_updated = ?, rows_orphaned = ?,

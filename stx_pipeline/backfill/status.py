@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from stx_pipeline.backfill.coverage import judged_lower, ledger_coverage
+from stx_pipeline.backfill.quota import read as read_quota
 from stx_pipeline.warehouse.db import WarehouseLocked, connect, resolve_db_path
 
 DEFAULT_STATUS_PATH = Path("data/backfill_status.json")
@@ -206,6 +207,7 @@ def _ledger_figures(
         else None,
         "rows_per_second": round(rate, 1) if rate is not None else None,
         "eta_seconds": round(eta, 1) if eta is not None else None,
+        "quota": read_quota(con),
     }
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import plotly.offline
 
+from stx_pipeline.backfill.quota import read as read_quota
 from stx_pipeline.dashboard.charts import CHART_BUILDERS, Chart
 from stx_pipeline.metrics import MetricsSummary, build_wallet_metrics, metrics_tables_exist
 from stx_pipeline.metrics.build import read_summary
@@ -107,7 +108,18 @@ def _fmt_int(v: int | None) -> str:
     return "–" if v is None else f"{v:,}"
 
 
-def _kpis(s: MetricsSummary) -> str:
+def _quota_card(quota: dict | None) -> list[tuple[str, str, str, str]]:
+    """The API's monthly quota as the last backfill saw it (only when the server announces one)."""
+    if not quota or quota.get("quota_left") is None:
+        return []
+    limit, used = quota.get("quota_limit"), quota.get("quota_used")
+    sub = f"used {used:,} of {limit:,}" if limit and used is not None else "this month"
+    seen = str(quota.get("observed_at") or "")[:16].replace("T", " ")
+    return [("api_quota", "API quota left (month)", f"{quota['quota_left']:,}",
+             f"{sub}" + (f" · as of {seen} UTC" if seen else ""))]
+
+
+def _kpis(s: MetricsSummary, quota: dict | None = None) -> str:
     day = s.latest_day.isoformat() if s.latest_day else "–"
     complete = s.last_complete_day is not None
     sub = f"on {day}" + ("" if complete else " (day not complete)")
@@ -123,6 +135,7 @@ def _kpis(s: MetricsSummary) -> str:
          "–" if s.coverage_pct is None else f"{s.coverage_pct:.1f}%",
          f"{s.partial_days} partial day{'s' if s.partial_days != 1 else ''}"
          + ("" if s.final_pct is None else f"; {s.final_pct:.1f}% final")),
+        *_quota_card(quota),
     ]
     return "\n".join(
         f'<div class="kpi" data-kpi="{key}"><div class="label">{html.escape(label)}</div>'
@@ -192,7 +205,8 @@ def build_dashboard(
             f'<span class="legend-partial"></span>partial day = not fully loaded · '
             f"generated {generated}"
         )
-        body = (f'<section class="kpis" aria-label="headline figures">{_kpis(summary)}</section>'
+        kpis = _kpis(summary, read_quota(con))
+        body = (f'<section class="kpis" aria-label="headline figures">{kpis}</section>'
                 f'<div class="grid">{"".join(_chart_html(c) for c in charts)}</div>')
         figures = {c.name: json.loads(c.figure.to_json()) for c in charts}
         # "</" inside a <script> would end it early; JSON allows the escaped form.

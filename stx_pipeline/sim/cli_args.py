@@ -39,7 +39,15 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--pre-v9", action="store_true",
                    help="an API before v9.0.0: no /extended/v3 routes, no v1 deprecation")
     f.add_argument("--wrong-content-type", action="store_true", help="answer 200 text/html")
-    f.add_argument("--rate-limit-rpm", type=int, default=None)
+    f.add_argument("--rate-limit-rpm", type=int, default=None, help="per-minute window")
+    f.add_argument("--rate-limit-rps", type=int, default=None, help="per-second window")
+    f.add_argument("--rate-limit-month", type=int, default=None,
+                   help="monthly quota (spent: 429 without retry-after)")
+    f.add_argument("--month-seconds", type=int, default=None,
+                   help="length of a quota month (default: the UTC calendar month)")
+    f.add_argument("--ratelimit-headers", choices=("both", "generic", "named"), default="both",
+                   help="generic ratelimit-*, named x-ratelimit-*-stacks-*, or both")
+    f.add_argument("--ratelimit-cost", type=int, default=1, help="x-ratelimit-cost-stacks")
     f.add_argument("--ratelimit-reset-form", choices=("seconds", "timestamp"), default="seconds")
     c = parser.add_argument_group("simulator: a recent past that changes (mainnet behaviour)")
     c.add_argument("--burn-time-disorder", type=float, default=0.0,
@@ -78,6 +86,11 @@ def config_from_args(ns: argparse.Namespace) -> SimConfig:
         wrong_content_type=ns.wrong_content_type,
         pre_v9=ns.pre_v9,
         rate_limit_rpm=ns.rate_limit_rpm,
+        rate_limit_rps=ns.rate_limit_rps,
+        rate_limit_month=ns.rate_limit_month,
+        month_seconds=ns.month_seconds,
+        ratelimit_headers=ns.ratelimit_headers,
+        ratelimit_cost=ns.ratelimit_cost,
         ratelimit_reset_form=ns.ratelimit_reset_form,
         quota_exhausted_seconds=ns.quota_exhausted_seconds,
         burn_time_disorder=ns.burn_time_disorder,

@@ -36,7 +36,7 @@ from stx_pipeline.sim.faults import (
     malformation,
 )
 from stx_pipeline.sim.params import ParamError, parse_tx_list
-from stx_pipeline.sim.ratelimit import _UNSET, RateLimiter
+from stx_pipeline.sim.ratelimit import _UNSET, GatewayLimits
 from stx_pipeline.sim.txjson import build_tx
 from stx_pipeline.sim.v3 import V3Routes, serves
 
@@ -49,7 +49,18 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html"
 DEPRECATION_WARNING = '299 - "Deprecated: See https://docs.hiro.so/stacks/api for more information"'
-RATE_LIMIT_KEYS = frozenset({"rate_limit_rpm", "ratelimit_reset_form", "quota_exhausted_seconds"})
+# SimConfig / set_faults key -> GatewayLimits.configure keyword
+RATE_LIMIT_KEYS = {
+    "rate_limit_rpm": "rpm",
+    "rate_limit_rps": "rps",
+    "rate_limit_month": "month",
+    "month_seconds": "month_seconds",
+    "month_used": "month_used",
+    "ratelimit_reset_form": "reset_form",
+    "ratelimit_headers": "headers",
+    "ratelimit_cost": "cost",
+    "quota_exhausted_seconds": "quota_exhausted_seconds",
+}
 
 
 @dataclass
@@ -77,9 +88,14 @@ class SimConfig:
     wrong_content_type: bool = False
     fault_seed: int | None = None  # default: seed
     malformed_rate: float = 0.0  # share of transactions served malformed (per tx_id)
-    # gateway rate limiting (off while both are None)
-    rate_limit_rpm: int | None = None
+    # gateway rate limiting (off while no window and no quota_exhausted_seconds is set)
+    rate_limit_rpm: int | None = None  # per-minute window
+    rate_limit_rps: int | None = None  # per-second window
+    rate_limit_month: int | None = None  # monthly quota (429 without retry-after when spent)
+    month_seconds: int | None = None  # length of a "month" (None: the UTC calendar month)
     ratelimit_reset_form: str = "seconds"  # or "timestamp"
+    ratelimit_headers: str = "both"  # or "generic" (ratelimit-*) or "named" (x-ratelimit-*)
+    ratelimit_cost: int = 1  # x-ratelimit-cost-stacks of every request
     quota_exhausted_seconds: int | None = None
     api_version: str = "v9.0.2 (master:759c4a58)"
     # An API from before v9.0.0: no /extended/v3 routes, no deprecation Warning on v1.
@@ -171,8 +187,10 @@ class Simulator:
         self.reorgs: list[dict[str, Any]] = []
         self.chain.ensure_generated(start + cfg.lookahead_days * 86_400)
         self.faults = FaultInjector(cfg.fault_settings())
-        self.limiter = RateLimiter(
-            cfg.rate_limit_rpm, cfg.ratelimit_reset_form, cfg.quota_exhausted_seconds
+        self.limiter = GatewayLimits(
+            cfg.rate_limit_rpm, cfg.ratelimit_reset_form, cfg.quota_exhausted_seconds,
+            rps=cfg.rate_limit_rps, month=cfg.rate_limit_month, month_seconds=cfg.month_seconds,
+            headers=cfg.ratelimit_headers, cost=cfg.ratelimit_cost,
         )
         self._stats = SimStats()
         self._deprecated_served = 0  # v1 requests answered before any 410 switch
@@ -278,29 +296,33 @@ class Simulator:
         if kw:
             self.faults.update(**kw)
         if limit_kw:
-            self.limiter.configure(
-                **{("rpm" if k == "rate_limit_rpm" else
-                    "reset_form" if k == "ratelimit_reset_form" else k): v
-                   for k, v in limit_kw.items()}
-            )
+            self.limiter.configure(**{RATE_LIMIT_KEYS[k]: v for k, v in limit_kw.items()})
         return self.settings()
 
     def set_rate_limit(
         self, rpm: int | None, *, reset_form: str | None = None,
-        quota_exhausted_seconds: Any = _UNSET,
+        quota_exhausted_seconds: Any = _UNSET, **windows: Any,
     ) -> None:
+        """Set the per-minute limit (and any of `rps`, `month`, `month_used`, ...) live."""
         self.limiter.configure(
             rpm=rpm, reset_form=reset_form or self.limiter.reset_form,
-            quota_exhausted_seconds=quota_exhausted_seconds,
+            quota_exhausted_seconds=quota_exhausted_seconds, **windows,
         )
 
     def settings(self) -> dict[str, Any]:
         s = asdict(self.faults.settings)
         s["fault_kinds"] = list(s["fault_kinds"])
+        lim = self.limiter
         s.update(
-            rate_limit_rpm=self.limiter.rpm,
-            ratelimit_reset_form=self.limiter.reset_form,
-            quota_exhausted_seconds=self.limiter.quota_exhausted_seconds,
+            rate_limit_rpm=lim.rpm,
+            rate_limit_rps=lim.rps,
+            rate_limit_month=lim.month,
+            month_seconds=lim.month_seconds,
+            month_used=lim.month_used,
+            ratelimit_reset_form=lim.reset_form,
+            ratelimit_headers=lim.headers,
+            ratelimit_cost=lim.cost,
+            quota_exhausted_seconds=lim.quota_exhausted_seconds,
         )
         return s
 
@@ -441,7 +463,8 @@ class _Handler(BaseHTTPRequestHandler):
         decision = sim.limiter.check()
         common.update({k: v for k, v in decision.headers.items() if k != "retry-after"})
         if not decision.allowed:
-            common["retry-after"] = str(decision.retry_after)
+            if decision.retry_after is not None:  # none when the month is spent
+                common["retry-after"] = str(decision.retry_after)
             sim._count(429, route=route)
             self._send(_json(429, {"error": "Too Many Requests"}, common))
             return

@@ -108,6 +108,9 @@ def summary_markdown(result: BackfillResult, target_days: int) -> str:
         f"{_when(result.newest_block_time)} | `block_time` of the rows |",
         f"| elapsed | {result.elapsed_seconds:.1f} s | this run |",
     ]
+    if result.quota_left is not None:
+        of = f" of {result.quota_limit:,}" if result.quota_limit else ""
+        lines.append(f"| API quota left this month | {result.quota_left:,}{of} |")
     return "\n".join(lines)
 
 
@@ -142,7 +145,12 @@ def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any
         "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed_seconds, 1)),
         "dagster/row_count": dg.MetadataValue.int(result.rows_total),
     }
-    for key in ("oldest_block_time", "newest_block_time", "target_time", "finality_horizon"):
+    for key in ("quota_limit", "quota_left", "quota_used", "quota_needed"):
+        value = getattr(result, key)
+        if value is not None:  # only when the gateway announces a monthly quota
+            meta[key] = dg.MetadataValue.int(value)
+    for key in ("oldest_block_time", "newest_block_time", "target_time", "finality_horizon",
+                "quota_reset_at"):
         ts = _ts(getattr(result, key))
         if ts is not None:
             meta[key] = ts
