@@ -321,3 +321,83 @@ def test_factory_rejects_a_bad_reserve_in_one_line() -> None:
         with pytest.raises(ValueError) as info:
             client_from_env({"HIRO_QUOTA_RESERVE": bad})
         assert "HIRO_QUOTA_RESERVE" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_cap_stays_exact_under_a_looser_server_limit() -> None:
+    now = [0.0]
+    limiter = RateLimiter(60, clock=lambda: now[0], sleep=lambda s: None)
+    limiter.update_from_headers(_named(minute=1200))
+    assert [limiter.acquire() for _ in range(4)] == pytest.approx([0, 1, 2, 3])
+
+
+def test_catch_up_bursts_stay_inside_the_server_window() -> None:
+    now = [0.0]
+    limiter = RateLimiter(None, clock=lambda: now[0], sleep=lambda s: None)
+    limiter.update_from_headers(_named(minute=1200))
+    interval = 60 / 1188
+    waits = [limiter.acquire() for _ in range(10)]
+    # after idling, up to 8 go back to back, then the pace resumes...
+    assert waits[:8] == pytest.approx([0] * 8)
+    assert waits[8:] == pytest.approx([interval, 2 * interval])
+    # ... and a minute never holds more than the window's limit
+    now[0] = 100.0
+    starts = []
+    for _ in range(1300):
+        starts.append(now[0] + limiter.acquire())
+    assert max(sum(1 for s in starts if t <= s < t + 60) for t in starts[::50]) <= 1200
+
+
+# ---- planning the month: the CLI as a user runs it ------------------------------------------
+
+
+def test_quota_plan_clean_stop_with_75_and_exact_resume_after_the_reset(make_simulator,
+                                                                         tmp_path):
+    import json
+
+    import duckdb
+
+    from stx_pipeline_tests.test_cli import _cli
+
+    sim = make_simulator(seed=37, history_days=2, tx_per_day=3000, rate_limit_rpm=6000,
+                         rate_limit_month=45)
+    db = str(tmp_path / "w.duckdb")
+    args = ("backfill", "--days", "1", "--api-url", sim.url, "--db", db)
+    env = {"HIRO_QUOTA_RESERVE": "10"}
+    started = time.monotonic()
+    first = _cli(*args, tmp_path=tmp_path, **env)
+    assert time.monotonic() - started < 60
+    assert first.returncode == 75, first.stderr
+    plan = [ln for ln in first.stderr.splitlines() if "quota: needs ~" in ln]
+    assert len(plan) == 1, first.stderr
+    assert "left this month: will stop near" in plan[0] and "resume after the reset" in plan[0]
+    assert "rate limit exhausted" in first.stderr
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["stop_reason"] == "rate_limit_exhausted"
+    assert status["retry_after"] == next_month_start().isoformat()
+    assert status["quota_limit"] == 45 and status["quota_left"] <= 10
+    assert status["quota_used"] == 45 - status["quota_left"]
+    assert status["quota_needed"] > 45
+    assert sim.stats["responses_429"] == 0  # stopped before the gateway had to say no
+    spent = sim.settings()["month_used"]
+    # the reserve, give or take the requests in flight when it was reached
+    assert 45 - 10 - 4 <= spent <= 45 - 10 + 4, (spent, status, first.stderr[-2000:])
+
+    # before the reset: stops again at once, at the cost of the one probe
+    again = _cli(*args, tmp_path=tmp_path, **env)
+    assert again.returncode == 75, again.stderr
+    assert sim.settings()["month_used"] - spent <= 2
+
+    shown = _cli("status", "--days", "1", "--db", db, tmp_path=tmp_path)
+    assert "API quota:" in shown.stdout and "requests left this month" in shown.stdout
+
+    sim.set_faults(month_used=0, rate_limit_month=100_000)  # the month renews
+    last = _cli(*args, tmp_path=tmp_path, **env)
+    assert last.returncode == 0, last.stderr
+    target = sim.now() - 86400
+    truth = {t["tx_id"] for t in sim.ground_truth(start_time=target) if t["canonical"]}
+    con = duckdb.connect(db, read_only=True)
+    got = con.execute("SELECT tx_id FROM transactions WHERE canonical AND"
+                      " burn_block_time >= to_timestamp(?)", [target]).fetchall()
+    con.close()
+    assert len(got) == len({r[0] for r in got}) == len(truth)
+    assert {r[0] for r in got} == truth

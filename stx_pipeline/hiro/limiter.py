@@ -44,6 +44,8 @@ MIN_RESERVE_REQUESTS = 1.0
 # The generic `ratelimit-limit` window when no named header says otherwise (Hiro: minute).
 GENERIC_WINDOW_SECONDS = 60.0
 WINDOW_SECONDS = {"second": 1.0, "minute": 60.0}
+# Requests allowed back to back to catch up after a stall (within every window's slack).
+MAX_BURST = 8
 # Unannounced servers: a 429/503 sets the rate to this share of the observed one, and
 # every clean `BACKOFF_STEP_SECONDS` it grows by `BACKOFF_RECOVERY` until it stops binding.
 BACKOFF_SHARE = 0.5
@@ -251,18 +253,21 @@ class RateLimiter:
         return interval
 
     def _tolerance_locked(self, now: float, interval: float) -> float:
-        """Burst allowance: half the slack of the tightest server window, in intervals.
+        """Burst allowance when a server window binds: its slack less one, at most 8.
 
-        It lets workers catch up on slots lost to a stall without any window ever
-        holding more than its limit; 0 without server windows (a cap stays exact) and
-        while the server says its window runs low.
+        It lets workers catch up on slots lost to a stall (a slow answer, a busy CPU)
+        without any window ever holding more than its limit. None when the user's cap or a
+        backoff binds (a cap is exact) or while the server says its window runs low.
         """
         if interval <= 0 or not self._windows or now < self._slow_until:
+            return 0.0
+        rates = self._rates_locked(now)
+        if not min(rates, key=rates.__getitem__).startswith("server"):
             return 0.0
         rate = 1.0 / self._base_interval_locked(now) * self._cost
         slack = min(limit - rate * self._window_seconds[name]
                     for name, limit in self._windows.items())
-        burst = max(1, math.floor(slack / 2))
+        burst = max(1, min(MAX_BURST, math.floor(slack) - 1))
         return (burst - 1) * interval
 
     # -- acquiring -----------------------------------------------------------------------
