@@ -324,7 +324,7 @@ def main() -> None:
     ap.add_argument("--only", choices=["limits", "unthrottled"], default=None)
     ap.add_argument("--naive", action="store_true", help="also the seed's algorithm")
     ap.add_argument("--baseline-cap", type=float, default=120.0)
-    ap.add_argument("--unthrottled-days", type=float, default=20)
+    ap.add_argument("--unthrottled-days", type=float, default=5)
     ap.add_argument("--profile", action="store_true", help="py-spy profile of the project")
     args = ap.parse_args()
     if args.child:

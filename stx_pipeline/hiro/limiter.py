@@ -167,6 +167,7 @@ class RateLimiter:
         self._recent: deque[float] = deque(maxlen=4096)  # acquire times, for the backoff
         self._quota: Quota | None = None
         self.total_wait_seconds = 0.0
+        self.idle_seconds = 0.0
 
     # -- what is applied -----------------------------------------------------------------
     @property
@@ -216,6 +217,7 @@ class RateLimiter:
             "configured_rpm": self._configured,
             "server_windows": windows,
             "cost": self._cost,
+            "idle_seconds": round(self.idle_seconds, 3),
             "quota_limit": quota.limit if quota else None,
             "quota_remaining": quota.remaining if quota else None,
             "quota_reset_at": quota.reset_at.isoformat() if quota else None,
@@ -288,6 +290,8 @@ class RateLimiter:
             interval = self._interval_locked(now)
             tolerance = self._tolerance_locked(now, interval)
             start = max(now, self._tat - tolerance, self._blocked_until)
+            if interval > 0 and 0 < self._tat < now and self._mode == "announced":
+                self.idle_seconds += now - self._tat  # slots nobody was there to use
             self._tat = max(self._tat, start) + interval
             wait = start - now
             self.total_wait_seconds += wait
@@ -385,7 +389,10 @@ class RateLimiter:
             return
         if self._window_seconds.get(window, GENERIC_WINDOW_SECONDS) < 10:
             return  # whole-second resets are too coarse to spread a per-second window
-        pace = reset_in / remaining * self._cost
+        # A whole-second reset is rounded up: the window may end up to a second sooner,
+        # so spread over the shorter span (the last request still never exceeds it).
+        span = max(reset_in - 1.0, reset_in / 2) if reset_in >= 1 else reset_in
+        pace = span / remaining * self._cost
         if pace > self._interval_locked(now):
             self._slow_interval = pace
             self._slow_until = deadline
