@@ -389,6 +389,12 @@ def test_quota_plan_clean_stop_with_75_and_exact_resume_after_the_reset(make_sim
 
     shown = _cli("status", "--days", "1", "--db", db, tmp_path=tmp_path)
     assert "API quota:" in shown.stdout and "requests left this month" in shown.stdout
+    page = tmp_path / "dash.html"
+    drawn = _cli("dashboard", "--db", db, "--out", str(page), tmp_path=tmp_path)
+    assert drawn.returncode == 0, drawn.stderr
+    card = page.read_text().split('data-kpi="api_quota"', 1)[1][:400]
+    latest = json.loads((tmp_path / "status.json").read_text())  # after the second run
+    assert f">{latest['quota_left']:,}<" in card and "used " in card and " of 45" in card
 
     sim.set_faults(month_used=0, rate_limit_month=100_000)  # the month renews
     last = _cli(*args, tmp_path=tmp_path, **env)
