@@ -229,3 +229,18 @@ def test_malformed_summaries_are_rejected_not_dropped(make_simulator: MakeSim) -
     assert rejected and len(rows) + len(rejected) == len(summaries)
     assert {r.tx_id for r in rejected} == {
         s["tx_id"] for s in summaries if sim.malformed_kind(s["tx_id"])}
+
+
+def test_api_notice_survives_the_backfills_status_writes(tmp_path) -> None:
+    from stx_pipeline.backfill.api_notice import api_notice_line, record_api_notice
+    from stx_pipeline.backfill.status import read_status_file, write_status_file
+
+    path = tmp_path / "status.json"
+    watch = DeprecationWatch()
+    watch.observe("/extended/v1/tx", {"x-api-version": "v9.0.2 (x:y)", "warning": WARNING})
+    record_api_notice(watch.to_dict(), path)
+    write_status_file({"status": "in_progress", "rows": 5}, path)  # what a running backfill does
+    data = read_status_file(path)
+    assert data["rows"] == 5 and data["api"]["deprecated"][0]["path"] == "/extended/v1/tx"
+    line = api_notice_line(path)
+    assert line and line.startswith("Hiro v9.0.2 (x:y); deprecated: /extended/v1/tx")

@@ -25,8 +25,9 @@ from stx_pipeline.backfill.quota import read as read_quota
 from stx_pipeline.warehouse.db import WarehouseLocked, connect, resolve_db_path
 
 DEFAULT_STATUS_PATH = Path("data/backfill_status.json")
-# Keys other writers own (the alert sensor): a backfill's status update keeps them.
-PRESERVED_KEYS = ("alerts", "last_alert")
+# Keys other writers own (the alert sensor; the API notice written after each run, see
+# api_notice.py): a backfill's status update keeps them.
+PRESERVED_KEYS = ("alerts", "last_alert", "api")
 
 
 def default_status_path() -> Path:

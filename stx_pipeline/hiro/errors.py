@@ -33,8 +33,9 @@ class EndpointGone(HiroError):
         self.server_message = server_message
         super().__init__(
             f"Hiro API answered 410 Gone for {url_path}: the endpoint has been retired"
-            f" by this server ({server_message or 'no message'}); point HIRO_API_URL at a"
-            " server that still serves /extended/v1/tx"
+            f" by this server ({server_message or 'no message'}); its replacement is"
+            " /extended/v3/transactions, which this release does not backfill from yet:"
+            " point HIRO_API_URL at a server that still serves /extended/v1/tx"
         )
 
 
