@@ -79,6 +79,7 @@ class Progress:
     eta_seconds: float | None
     coverage_percent: float  # sealed (final + provisional) share of [target, head)
     coverage_final_percent: float = 0.0  # the share the chain can no longer change
+    rows_total: int = 0  # canonical rows in the file (before the run + inserted so far)
 
 
 class _Outcome(Enum):
@@ -216,6 +217,8 @@ class _Run:
         self.lower = 0
         self._probe_latency = 0.2
         self.inflight = 0
+        self._inflight_seconds = 0  # closed windows handed to workers, not committed yet
+        self._rows_before = 0
         self.settled = False
         self.settle_passes = 0
         self._verify_queue: deque[tuple[Window, ...]] = deque()
@@ -394,6 +397,8 @@ class _Run:
         gaps = uncovered(lower, head_ts - 1, blocked)
         if not settle:
             self._final_seconds_before = ledger_coverage(con, lower, head_ts - 1).final_seconds
+            self._rows_before = int(con.execute(
+                "SELECT count(*) FROM transactions WHERE canonical").fetchone()[0])
         density = self._initial_density(con, head_ts, genesis_ts, total_txs)
         self._verify_queue = deque(_contiguous_groups(verify, VERIFY_GROUP_WINDOWS))
         planner = WindowPlanner(
@@ -495,6 +500,7 @@ class _Run:
                         continue
                     break
                 self.inflight = len(inflight)
+                self._inflight_seconds = sum(w.seconds for w in inflight.values())
                 done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
                 for fut in done:
                     window = inflight.pop(fut)
@@ -520,6 +526,7 @@ class _Run:
                 self._requeue_failed(writer, planner, retries)
                 self._report_progress(writer.counters)
         self.inflight = 0
+        self._inflight_seconds = 0
 
     def _requeue_failed(
         self, writer: WindowWriter, planner: WindowPlanner, retries: dict[int, int]
@@ -657,10 +664,12 @@ class _Run:
         eta = None
         coverage = final = 0.0
         if planner is not None:
-            remaining_rows = planner.remaining_seconds() * planner.density
+            # windows in flight are not covered until their rows are committed
+            remaining = planner.remaining_seconds() + self._inflight_seconds
+            remaining_rows = remaining * planner.density
             eta = remaining_rows / rate if rate > 0 else None
             span = max(self.head_ts - self.lower, 1)
-            coverage = 100.0 * (1 - min(planner.remaining_seconds(), span) / span)
+            coverage = 100.0 * (1 - min(remaining, span) / span)
             final_seconds = self._final_seconds_before + counters.final_seconds_added
             final = min(100.0 * final_seconds / span, coverage)
         planned = max(self._planned_fixed, self.windows_done + self.inflight)
@@ -674,6 +683,7 @@ class _Run:
             eta_seconds=eta,
             coverage_percent=coverage,
             coverage_final_percent=final,
+            rows_total=self._rows_before + counters.rows_inserted,
         )
 
     def _report_progress(self, counters: WriterCounters) -> None:

@@ -7,7 +7,6 @@ they need (completeness, oldest row, rows) is recorded here.
 # No `from __future__ import annotations` in decorated modules: Dagster inspects the
 # `context` type hints at definition time.
 
-import os
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from pydantic import Field, field_validator
 from stx_pipeline.backfill import BackfillResult, StopReason, ensure_transaction_history
 from stx_pipeline.backfill.api_notice import record_api_notice
 from stx_pipeline.defs import settings
-from stx_pipeline.defs.resources import HiroResource, read_only_connection
+from stx_pipeline.defs.resources import HiroResource
 from stx_pipeline.defs.transactions.progress import ProgressReporter
 from stx_pipeline.defs.transactions.source_checks import api_metadata, deprecation_message
 
@@ -157,17 +156,6 @@ def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any
     return meta
 
 
-def canonical_rows_before(database: str, force_refresh: bool) -> int:
-    """Rows already in the file, so that progress can say the total, not only this run's."""
-    if force_refresh or not os.path.exists(database):
-        return 0
-    with read_only_connection(database) as con:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if "transactions" not in tables:
-            return 0
-        return int(con.execute("SELECT count(*) FROM transactions WHERE canonical").fetchone()[0])
-
-
 @dg.asset(
     key=settings.TRANSACTIONS_KEY,
     group_name="stacks",
@@ -197,12 +185,10 @@ def transactions(
         f"{', clearing the table first' if config.force_refresh else ''}; "
         f"API {hiro.resolved_base_url()}, warehouse {duckdb.database}"
     )
-    rows_before = canonical_rows_before(duckdb.database, config.force_refresh)
     with hiro.get_client() as client:
         reporter = ProgressReporter(
             context,
             client=client,
-            rows_before=rows_before,
             target_days=config.target_days,
             every_seconds=settings.progress_interval_seconds(),
         )

@@ -34,6 +34,7 @@ PROGRESS_FIGURES: tuple[Figure, ...] = (
     Figure("rows_inserted", "rows_new", None),
     Figure("rows_per_second", "rows_per_second", 1),
     Figure("windows_done", "windows_done", None),
+    Figure("windows_planned", "windows_planned", None),
     Figure("pages", "pages", None),
 )
 
@@ -134,13 +135,11 @@ class ProgressReporter:
         context: dg.AssetExecutionContext,
         *,
         client: HiroClient,
-        rows_before: int,
         target_days: int,
         every_seconds: float,
     ) -> None:
         self._context = context
         self._client = client
-        self._rows_before = rows_before
         self._target_days = target_days
         self._every = every_seconds
         self._last = float("-inf")
@@ -154,8 +153,7 @@ class ProgressReporter:
         self._last = now
         rate_limit = RateLimitState.of(self._client, self._seen_429)
         self._seen_429 = rate_limit.responses_429
-        rows_total = self._rows_before + progress.rows_inserted
-        meta = progress_metadata(progress, rows_total, self._target_days, rate_limit)
+        meta = progress_metadata(progress, progress.rows_total, self._target_days, rate_limit)
         self._context.log.info(meta["progress"].value)
         self._context.log_event(
             dg.AssetObservation(asset_key=self._context.asset_key, metadata=meta)
