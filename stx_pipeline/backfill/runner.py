@@ -47,6 +47,7 @@ from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.hiro.errors import HiroError, RateLimitExhausted
 from stx_pipeline.hiro.rows import map_page
 from stx_pipeline.warehouse.db import open_db, resolve_db_path
+from stx_pipeline.warehouse.readers import SnapshotPublisher
 
 log = logging.getLogger("stx_pipeline.backfill")
 
@@ -252,7 +253,9 @@ class _Run:
         con = open_db(self.db_path, memory_limit=os.environ.get(
             "STX_PIPELINE_BACKFILL_MEMORY_LIMIT", BACKFILL_MEMORY_LIMIT))
         writer: WindowWriter | None = None
+        snapshots = SnapshotPublisher(con, self.db_path)  # readers never wait for this run
         try:
+            snapshots.publish()
             self._record_run_start(con)
             if force_refresh:
                 self._clear(con)
@@ -265,7 +268,8 @@ class _Run:
                 return self._finish(con, None, None, head_ts=None, lower=None)
             head_ts, genesis_ts, total_txs = head
             lower = max(self.target_ts - TARGET_MARGIN_SECONDS, genesis_ts)
-            writer = WindowWriter(con, on_commit=self._on_commit)
+            writer = WindowWriter(con, on_commit=lambda c: (self._on_commit(c),
+                                  snapshots.after_commit()), on_idle=snapshots.when_due)
             writer.start()
             self._fetch_all(con, writer, head_ts, genesis_ts, lower, total_txs, settle=False)
             self._settle(con, writer, genesis_ts, lower)
@@ -282,6 +286,7 @@ class _Run:
                                 "run_id": self.run_id, "target_days": self.max_days})
             raise
         finally:
+            snapshots.publish()
             con.close()
 
     def _settle(

@@ -161,6 +161,7 @@ class WindowWriter:
         queue_size: int = 64,
         group_pages: int = 40,
         on_commit: Callable[[WriterCounters], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self.con = con
         self.queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
@@ -171,6 +172,7 @@ class WindowWriter:
         self._orphaned_ids: set[str] = set()
         self._rejected_in_attempt: dict[int, int] = {}
         self._on_commit = on_commit
+        self._on_idle = on_idle  # called in this thread about every second without work
         self._thread = threading.Thread(target=self._run, name="duckdb-writer", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -199,7 +201,12 @@ class WindowWriter:
     # -- the thread --------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            item = self.queue.get()
+            try:
+                item = self.queue.get(timeout=1.0)
+            except queue.Empty:
+                if self._on_idle is not None and self.error is None:
+                    self._on_idle()
+                continue
             if item is _STOP:
                 self.queue.task_done()
                 return
