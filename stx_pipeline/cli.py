@@ -131,6 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--tx-per-day", type=_positive_int, default=3000)
     de.add_argument("--db", default=None)
 
+    ex = sub.add_parser("export", help="write transactions to Parquet (by day) or CSV")
+    ex.add_argument("--format", dest="fmt", default="parquet", choices=("parquet", "csv"),
+                    help="parquet (default, a folder of day=YYYY-MM-DD/) or csv")
+    ex.add_argument("--since", required=True, help="first UTC day, YYYY-MM-DD")
+    ex.add_argument("--until", required=True, help="last UTC day, YYYY-MM-DD (inclusive)")
+    ex.add_argument("--address", default=None,
+                    help="only this principal's transactions (sender, sponsor or recipient)")
+    ex.add_argument("--out", default=None, help="folder (parquet) or file (csv);"
+                    " default data/exports/transactions_SINCE_UNTIL[.csv]")
+    ex.add_argument("--include-orphaned", action="store_true",
+                    help="also rows no longer on the canonical chain")
+    ex.add_argument("--db", default=None)
+
+    qu = sub.add_parser("query", help="run SQL on the read snapshot; never waits for a writer")
+    qu.add_argument("sql", help='e.g. "SELECT count(*) FROM transactions"')
+    qu.add_argument("--format", dest="fmt", default="table", choices=("table", "csv", "json"))
+    qu.add_argument("--db", default=None)
+
     ui = sub.add_parser("ui", help="simulator + dagster dev together")
     ui.add_argument("--port", type=_positive_int, default=3000)
     ui.add_argument("--sim-port", type=_positive_int, default=3999)
@@ -157,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "simulate": cmd_simulate,
             "demo": cmd_demo,
             "ui": cmd_ui,
+            "export": cmd_export,
+            "query": cmd_query,
         }[args.command]
         return handler(args)
     except UsageError as exc:
@@ -407,6 +427,72 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         con.close()
     print(f"dashboard written: {Path(result.path).resolve()}")
     return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from stx_pipeline.warehouse.export import (
+        ExportError,
+        check_address,
+        export_transactions,
+        parse_day,
+    )
+    from stx_pipeline.warehouse.readers import connect_readonly
+
+    try:
+        since = parse_day(args.since, "--since")
+        until = parse_day(args.until, "--until")
+        if args.address:
+            check_address(args.address)
+        con = connect_readonly(args.db)
+        try:
+            result = export_transactions(
+                con, fmt=args.fmt, since=since, until=until,
+                out=Path(args.out) if args.out else None, address=args.address,
+                include_orphaned=args.include_orphaned)
+        finally:
+            con.close()
+    except ExportError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"exported {result.rows:,} rows over {len(result.rows_per_day)} days"
+          f" ({result.fmt}) to {result.path}")
+    return EXIT_OK
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from stx_pipeline.warehouse.readers import connect_readonly
+
+    con = connect_readonly(args.db)
+    try:
+        cur = con.execute(args.sql)
+        columns = [d[0] for d in cur.description or []]
+        rows = cur.fetchall() if columns else []
+    except duckdb.Error as exc:
+        text = str(exc).strip().splitlines()[0]
+        raise UsageError(f"the query failed: {text}") from None
+    finally:
+        con.close()
+    _print_rows(columns, rows, args.fmt)
+    return EXIT_OK
+
+
+def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str))
+    elif fmt == "csv":
+        import csv
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(columns)
+        w.writerows(rows)
+    else:
+        cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+        print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+        print("  ".join("-" * w for w in widths))
+        for r in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
 
 
 # -- simulator, demo, ui ----------------------------------------------------------------

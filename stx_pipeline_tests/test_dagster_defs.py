@@ -24,7 +24,7 @@ from stx_pipeline.devserver import (
 )
 from stx_pipeline.metrics.sql import METRICS_TABLES
 
-ASSETS = {"transactions", "dashboard", *METRICS_TABLES}
+ASSETS = {"transactions", "dashboard", "transactions_parquet", *METRICS_TABLES}
 # The six warehouse checks are one step; `source_not_deprecated` reads only the event log.
 WAREHOUSE_CHECKS = {
     "backfill_complete", "no_gaps", "unique_tx_id", "valid_rows", "no_rejected_rows", "fresh",
@@ -82,6 +82,8 @@ def test_asset_wiring(repo: dg.RepositoryDefinition) -> None:
         assert graph.get(table).parent_keys == {tx}
         assert repo.assets_defs_by_key[table].op.name == "wallet_metrics"
     assert graph.get(dash).parent_keys == tables
+    export = dg.AssetKey("transactions_parquet")
+    assert graph.get(export).parent_keys == {tx}
     assert graph.get(tx).group_name == "stacks"
     for check_key in graph.asset_check_keys:
         spec = graph.get_check_spec(check_key)
@@ -91,7 +93,7 @@ def test_asset_wiring(repo: dg.RepositoryDefinition) -> None:
             assert spec.description.startswith(severity), (check_key.name, spec.description)
     # Every step touching DuckDB is in the pool that dagster.yaml limits to 1; the six
     # checks are one step (one slot, one connection).
-    for key in (tx, dash, *tables):
+    for key in (tx, dash, export, *tables):
         assert repo.assets_defs_by_key[key].op.pool == "duckdb"
     warehouse_checks = {
         key.name: d for key, d in repo.asset_checks_defs_by_key.items()

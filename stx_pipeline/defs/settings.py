@@ -15,6 +15,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB_RELATIVE = Path("data/cache/wallet_metrics.duckdb")
 DEFAULT_DASHBOARD_RELATIVE = Path("data/dashboards/wallet_metrics.html")
+DEFAULT_EXPORT_RELATIVE = Path("data/exports/transactions_parquet")
 DEFAULT_TARGET_DAYS = 180
 DEFAULT_MAX_PAGES = 10_000
 
@@ -60,6 +61,13 @@ def dashboard_path() -> Path:
     if env:
         return Path(env).resolve()
     return PROJECT_ROOT / DEFAULT_DASHBOARD_RELATIVE
+
+
+def export_path() -> Path:
+    """The Parquet export asset's folder: `$STX_PIPELINE_EXPORT_DIR` or
+    `<repo>/data/exports/transactions_parquet`."""
+    env = os.environ.get("STX_PIPELINE_EXPORT_DIR", "").strip()
+    return Path(env).resolve() if env else PROJECT_ROOT / DEFAULT_EXPORT_RELATIVE
 
 
 def dashboard_url() -> str:
