@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bf = sub.add_parser("backfill", help="fetch history back to --days, resumably")
-    bf.add_argument("--days", type=_positive_int, default=180, help="target days (180)")
-    bf.add_argument("--max-pages", type=_positive_int, default=10_000,
-                    help="pages per run (10000)")
+    bf.add_argument("--days", type=_positive_int, default=None,
+                    help="target days ($STX_PIPELINE_TARGET_DAYS, else 180)")
+    bf.add_argument("--max-pages", type=_positive_int, default=None,
+                    help="pages per run ($STX_PIPELINE_MAX_PAGES, else 10000)")
     bf.add_argument("--force-refresh", action="store_true",
                     help="clear table and ledger once, then refetch")
     bf.add_argument("--workers", type=_positive_int, default=None,
@@ -103,12 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     _db_and_api(bf)
 
     st = sub.add_parser("status", help="backfill progress")
-    st.add_argument("--days", type=_positive_int, default=180)
+    st.add_argument("--days", type=_positive_int, default=None,
+                    help="target days ($STX_PIPELINE_TARGET_DAYS, else 180)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--db", default=None)
 
     au = sub.add_parser("audit", help="re-ask the API for the totals of sealed windows")
-    au.add_argument("--days", type=_positive_int, default=180, help="audit the last N days")
+    au.add_argument("--days", type=_positive_int, default=None,
+                    help="audit the last N days ($STX_PIPELINE_TARGET_DAYS, else 180)")
     au.add_argument("--sample", type=_positive_int, default=None,
                     help="check K random sealed windows (default: all)")
     au.add_argument("--json", action="store_true", help="machine-readable output")
@@ -166,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     try:
+        _settings_defaults(args)
         handler = {
             "backfill": cmd_backfill,
             "status": cmd_status,
@@ -196,6 +200,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.debug("unexpected error", exc_info=True)
             print(f"stx-pipeline: error: {type(exc).__name__}: {text}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _settings_defaults(args: argparse.Namespace) -> None:
+    """Flags left unset take the same settings as the Dagster launches (one target)."""
+    from stx_pipeline import settings
+
+    try:
+        if getattr(args, "days", 0) is None:
+            args.days = settings.target_days()
+        if getattr(args, "max_pages", 0) is None:
+            args.max_pages = settings.max_pages_per_run()
+    except settings.SettingError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # -- backfill ---------------------------------------------------------------------------

@@ -193,3 +193,20 @@ def test_progress_bar_on_a_terminal(make_simulator, tmp_path):
     assert len(bars) >= 2, screen[-800:]  # redrawn in place, not one line per update
     assert "#" in bars[-1] and "windows" in bars[-1] and "rows/s" in bars[-1]
     assert "coverage" in bars[-1] and "ETA" in bars[-1]
+
+
+def test_cli_takes_its_target_from_the_same_setting_as_dagster(tmp_path, monkeypatch, capsys):
+    """One target everywhere: `backfill`/`status` without --days read STX_PIPELINE_TARGET_DAYS
+    like the Materialize button and the sensor; a malformed value is a one-line exit 2."""
+    from stx_pipeline import cli
+    from stx_pipeline.defs import settings as dagster_settings
+
+    monkeypatch.setenv("STX_PIPELINE_TARGET_DAYS", "7")
+    monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(tmp_path / "status.json"))
+    assert cli.main(["status", "--json", "--db", str(tmp_path / "none.duckdb")]) == 0
+    assert json.loads(capsys.readouterr().out)["target_days"] == 7
+    assert dagster_settings.default_target_days() == 7
+    monkeypatch.setenv("STX_PIPELINE_TARGET_DAYS", "seven")
+    assert cli.main(["status", "--db", str(tmp_path / "none.duckdb")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "STX_PIPELINE_TARGET_DAYS='seven'" in err[0]

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from stx_pipeline import settings as core_settings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DB_RELATIVE = Path("data/cache/wallet_metrics.duckdb")
 DEFAULT_DASHBOARD_RELATIVE = Path("data/dashboards/wallet_metrics.html")
 DEFAULT_EXPORT_RELATIVE = Path("data/exports/transactions_parquet")
-DEFAULT_TARGET_DAYS = 180
-DEFAULT_MAX_PAGES = 10_000
+DEFAULT_TARGET_DAYS = core_settings.DEFAULT_TARGET_DAYS
+DEFAULT_MAX_PAGES = core_settings.DEFAULT_MAX_PAGES
 
 TRANSACTIONS_KEY = "transactions"
 BACKFILL_JOB_NAME = "transactions_backfill_job"
@@ -94,12 +96,12 @@ def fresh_hours() -> float:
 
 def default_target_days() -> int:
     """The history target of every launch of `transactions` (`STX_PIPELINE_TARGET_DAYS`)."""
-    return _env_int("STX_PIPELINE_TARGET_DAYS", DEFAULT_TARGET_DAYS)
+    return core_settings.target_days()
 
 
 def max_pages_per_run() -> int:
     """Page budget of one run of `transactions` (`STX_PIPELINE_MAX_PAGES`)."""
-    return _env_int("STX_PIPELINE_MAX_PAGES", DEFAULT_MAX_PAGES)
+    return core_settings.max_pages_per_run()
 
 
 def progress_interval_seconds() -> float:
