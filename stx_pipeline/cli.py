@@ -56,6 +56,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     """The seed's `time | LEVEL | message` log (docs/architecture.md, "The seed algorithm"),
     to logs/backfill.log and the console."""
@@ -108,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target days ($STX_PIPELINE_TARGET_DAYS, else 180)")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--db", default=None)
+    st.add_argument("--check", action="store_true",
+                    help="health check for cron/systemd/uptime monitors: exit 1 when the"
+                         " history is stale or incomplete, 0 when healthy")
+    st.add_argument("--fresh-hours", type=_positive_float, default=None,
+                    help="freshness SLA in hours ($STX_PIPELINE_FRESH_HOURS, 6)")
 
     au = sub.add_parser("audit", help="re-ask the API for the totals of sealed windows")
     au.add_argument("--days", type=_positive_int, default=None,
@@ -352,6 +364,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from stx_pipeline.backfill.status import check_backfill_progress
 
     progress = check_backfill_progress(args.days, args.db)
+    if args.check:
+        return _status_check(progress, args)
     if args.json:
         print(json.dumps(progress, indent=2, default=str))
         return EXIT_OK
@@ -389,6 +403,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"API:       {notice}")
     print(f"Complete:  {progress['complete']}")
     return EXIT_OK
+
+
+def _status_check(progress: dict[str, Any], args: argparse.Namespace) -> int:
+    """`status --check`: one line per problem on stdout, exit 1 when there is any."""
+    from stx_pipeline import health
+
+    fresh = health.freshness(progress.get("newest"), args.fresh_hours)
+    problems = health.health_problems(progress, fresh)
+    if args.json:
+        print(json.dumps({"healthy": not problems, "problems": problems,
+                          "newest": progress.get("newest"), "lag_hours": fresh.lag_hours,
+                          "fresh_hours": fresh.sla_hours, "complete": progress.get("complete"),
+                          "missing_days": progress.get("missing_days")}, default=str))
+    elif problems:
+        for problem in problems:
+            print(f"UNHEALTHY: {problem}")
+    else:
+        print(f"OK: complete ({progress.get('target_days')} days), {fresh.describe()}")
+    return EXIT_FAILURE if problems else EXIT_OK
 
 
 # -- audit ------------------------------------------------------------------------------

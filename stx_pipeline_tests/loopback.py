@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
@@ -29,24 +30,56 @@ class LoopbackServer:
 
 
 class WebhookReceiver(LoopbackServer):
-    """Records JSON POSTs (`received` bodies, `paths`) and answers `status`."""
+    """Records JSON POSTs and answers like the chat tool it stands for.
 
-    def __init__(self, status: int = 200, path: str = "/hook") -> None:
-        self.status = status
-        self.received: list[dict[str, Any]] = []
+    `received` holds every body, `accepted` those that passed `validate` (a function
+    returning an error text, None when the body is fine) and got a 2xx; a refused body
+    gets HTTP 400 with the error text, as Slack and Teams answer. `status` is the answer
+    to valid bodies, or a list consumed one per request (the last one repeats).
+    """
+
+    def __init__(self, status: int | list[int] = 200, path: str = "/hook",
+                 validate: Callable[[Any], str | None] | None = None) -> None:
+        self.statuses = list(status) if isinstance(status, list) else [status]
+        self.validate = validate
+        self.received: list[Any] = []
+        self.accepted: list[Any] = []
+        self.refused: list[str] = []
         self.paths: list[str] = []
+        self._lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                outer.paths.append(self.path)
-                outer.received.append(json.loads(self.rfile.read(length)))
-                self.send_response(outer.status)
-                self.send_header("content-length", "0")
+                raw = self.rfile.read(length)
+                code, answer = outer._answer(self.path, raw)
+                self.send_response(code)
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass
 
         super().__init__(Handler, path)
+
+    def _answer(self, path: str, raw: bytes) -> tuple[int, bytes]:
+        with self._lock:
+            self.paths.append(path)
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = None
+            self.received.append(body)
+            error = "invalid_payload" if body is None else None
+            if error is None and self.validate is not None:
+                error = self.validate(body)
+            if error:
+                self.refused.append(error)
+                return 400, error.encode()
+            status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+            if status < 300:
+                self.accepted.append(body)
+            return status, (b"ok" if status < 300 else b"server error")

@@ -43,8 +43,11 @@ def test_webhook_posts_the_payload_and_status_file_keeps_other_keys(
     assert delivery.ok and delivery.webhook_sent and delivery.webhook_status == 200
     assert len(receiver.received) == 1
     payload = receiver.received[0]
-    assert set(payload) == {"asset", "check", "severity", "message", "run_id", "timestamp"}
+    assert delivery.webhook_format == "generic"  # a loopback URL is no chat tool's host
+    assert {"text", "asset", "check", "severity", "state", "message", "action", "run_id",
+            "run_url", "timestamp"} == set(payload)
     assert payload["run_id"] == "abc" and payload["severity"] == "ERROR"
+    assert payload["state"] == "firing" and payload["text"].startswith("[ERROR] transactions")
     data = json.loads(status_file.read_text())
     assert data["rows"] == 42 and data["complete"] is False
     assert data["alerts"][-1]["check"] == "no_gaps"
@@ -53,15 +56,17 @@ def test_webhook_posts_the_payload_and_status_file_keeps_other_keys(
 
 
 def test_webhook_failures_never_raise(status_file: Path) -> None:
+    fast = alerts.DeliveryPolicy(attempts=2, backoff_seconds=0.01, timeout=1.0)
     with socket.socket() as sock:  # a port with nobody listening
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-    delivery = alerts.send_alert(_alert(), webhook_url=dead, timeout=1.0)
+    delivery = alerts.send_alert(_alert(), webhook_url=dead, policy=fast)
     assert not delivery.webhook_sent and delivery.webhook_error
-    assert delivery.status_file_error is None
+    assert delivery.webhook_attempts == 2 and delivery.status_file_error is None
     with WebhookReceiver(status=500, path=HOOK_PATH) as rec:
-        delivery = alerts.send_alert(_alert(), webhook_url=rec.url)
+        delivery = alerts.send_alert(_alert(), webhook_url=rec.url, policy=fast)
     assert delivery.webhook_status == 500 and delivery.webhook_error
+    assert len(rec.received) == 2
     assert len(json.loads(status_file.read_text())["alerts"]) == 2
 
 
@@ -98,35 +103,50 @@ def _evaluate(instance: dg.DagsterInstance, check: str, passed: bool, severity: 
     )
 
 
-def test_check_alert_sensor_alerts_once_per_failed_evaluation(
+def test_check_alert_sensor_alerts_once_per_state_change(
     status_file: Path, receiver: WebhookReceiver
 ) -> None:
+    """Failing again and again is one alert; passing after it is one `resolved`."""
     with dg.instance_for_test() as instance:
         _evaluate(instance, "no_gaps", passed=False, severity="ERROR")
-        _evaluate(instance, "fresh", passed=False, severity="WARN")
+        _evaluate(instance, "backfill_complete", passed=False, severity="WARN")
         _evaluate(instance, "unique_tx_id", passed=True, severity="ERROR")
+        _evaluate(instance, "fresh", passed=False, severity="WARN")  # freshness_sensor's
         context = dg.build_sensor_context(instance=instance)
         sent, cursor = process_check_evaluations(context)
-        assert sorted((a.check, a.severity) for a in sent) == [
-            ("fresh", "WARN"),
-            ("no_gaps", "ERROR"),
+        assert sorted((a.check, a.severity, a.state) for a in sent) == [
+            ("backfill_complete", "WARN", "firing"),
+            ("no_gaps", "ERROR", "firing"),
         ]
-        assert {p["check"] for p in receiver.received} == {"fresh", "no_gaps"}
+        assert {p["check"] for p in receiver.received} == {"backfill_complete", "no_gaps"}
 
         # Next tick: nothing new, nothing sent.
         result = check_alert_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
-        assert "no new" in result.skip_reason.skip_message
+        assert "no check changed state" in result.skip_reason.skip_message
         assert len(receiver.received) == 2
 
-        # A new failed evaluation of the same check is a new alert.
+        # Failing again (the next run's evaluation) is the same state: no new alert.
         _evaluate(instance, "no_gaps", passed=False, severity="ERROR")
+        result = check_alert_sensor(
+            dg.build_sensor_context(instance=instance, cursor=result.cursor)
+        )
+        assert len(receiver.received) == 2
+
+        # Passing again: one resolved alert for that check only.
+        _evaluate(instance, "no_gaps", passed=True, severity="ERROR")
+        _evaluate(instance, "no_gaps", passed=True, severity="ERROR")
         result = check_alert_sensor(
             dg.build_sensor_context(instance=instance, cursor=result.cursor)
         )
         assert "1 alerts sent" in result.skip_reason.skip_message
         assert len(receiver.received) == 3
+        resolved = receiver.received[-1]
+        assert (resolved["check"], resolved["state"]) == ("no_gaps", "resolved")
+        assert json.loads(result.cursor)["firing"].keys() == {"transactions/backfill_complete"}
     stored = json.loads(status_file.read_text())["alerts"]
-    assert [a["check"] for a in stored].count("no_gaps") == 2
+    assert [(a["check"], a["state"]) for a in stored if a["check"] == "no_gaps"] == [
+        ("no_gaps", "firing"), ("no_gaps", "resolved")
+    ]
 
 
 def test_failed_run_becomes_one_alert(

@@ -36,6 +36,7 @@ SENSORS = {
     "check_alert_sensor",
     "metrics_refresh_sensor",
     "run_failure_alert_sensor",
+    "freshness_sensor",
 }
 SCHEDULES = {"daily_refresh_schedule", "audit_sealed_history_schedule"}
 JOBS = {"transactions_backfill_job", "daily_refresh_job", "metrics_refresh_job",
@@ -124,6 +125,38 @@ def test_every_launch_path_runs_like_the_sensor(repo: dg.RepositoryDefinition) -
         job = repo.get_job(name)
         assert job.executor_def is dg.in_process_executor, name
         assert settings.writer_run_tags().items() <= job.tags.items(), name
+
+
+def test_every_job_holding_the_duckdb_pool_has_a_max_runtime(
+    repo: dg.RepositoryDefinition,
+) -> None:
+    """A hung run would hold the pool (limit 1) forever; run monitoring needs the tag."""
+    holding = set()
+    for job in repo.get_all_jobs():
+        if job.name.startswith("__"):  # the implicit job of UI launches: see below
+            continue
+        keys = job.asset_layer.selected_asset_keys if job.asset_layer else set()
+        if any(repo.assets_defs_by_key[k].op.pool == "duckdb" for k in keys
+               if k in repo.assets_defs_by_key):
+            holding.add(job.name)
+            assert int(job.tags["dagster/max_runtime"]) > 0, job.name
+            assert job.tags["stx_pipeline/writer"] == "duckdb", job.name
+    assert holding >= JOBS
+    # Runs launched by hand from the UI have no job tags: the instance's default catches them.
+    monitoring = yaml.safe_load(PROJECT_DAGSTER_YAML.read_text())["run_monitoring"]
+    assert monitoring["enabled"] is True and monitoring["max_runtime_seconds"] > 0
+
+
+def test_max_runtime_follows_the_page_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stx_pipeline.defs import settings
+
+    monkeypatch.delenv("STX_PIPELINE_MAX_RUNTIME_SECONDS", raising=False)
+    monkeypatch.delenv("HIRO_RPM", raising=False)
+    monkeypatch.setenv("STX_PIPELINE_MAX_PAGES", "10000")
+    monkeypatch.setenv("HIRO_API_KEY", "k")
+    assert settings.max_runtime_seconds() == 2 * 10000 * 60 // 500 + 1800  # 70 minutes
+    monkeypatch.setenv("STX_PIPELINE_MAX_RUNTIME_SECONDS", "900")
+    assert settings.max_runtime_seconds() == 900
 
 
 def test_config_rejects_non_positive_target() -> None:

@@ -28,6 +28,7 @@ METRICS_JOB_NAME = "metrics_refresh_job"
 DUCKDB_POOL = "duckdb"
 # dagster.yaml limits runs carrying this tag to one at a time (tag_concurrency_limits).
 WRITER_TAG = "stx_pipeline/writer"
+MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
@@ -91,7 +92,30 @@ def refresh_cron() -> str:
 
 
 def fresh_hours() -> float:
-    return _env_float("STX_PIPELINE_FRESH_HOURS", 6.0)
+    """The freshness SLA in hours (`STX_PIPELINE_FRESH_HOURS`, 6), shared with the CLI."""
+    from stx_pipeline.health import sla_hours
+
+    return sla_hours()
+
+
+def fresh_interval_seconds() -> int:
+    """How often `freshness_sensor` looks at the newest block_time (300 s)."""
+    return _env_int("STX_PIPELINE_FRESH_INTERVAL", 300)
+
+
+def max_runtime_seconds() -> int:
+    """`dagster/max_runtime` of the jobs holding the `duckdb` pool.
+
+    `STX_PIPELINE_MAX_RUNTIME_SECONDS`, else twice what a run's page budget takes at the
+    configured request rate (500 rpm with `HIRO_API_KEY`, 25 without, or `HIRO_RPM`)
+    plus 30 minutes for checks, metrics and the dashboard: a run that takes longer is
+    hung, and run monitoring fails it so the queue behind the pool moves on.
+    """
+    explicit = _env_int("STX_PIPELINE_MAX_RUNTIME_SECONDS", 0, minimum=1)
+    if explicit:
+        return explicit
+    rpm = _env_int("HIRO_RPM", 500 if os.environ.get("HIRO_API_KEY") else 25)
+    return int(2 * max_pages_per_run() / rpm * 60) + 1800
 
 
 def default_target_days() -> int:
@@ -115,9 +139,13 @@ def writer_run_tags() -> dict[str, str]:
     The one place for writer run tags: add a tag here and every writing job carries it.
     Runs launched with the Materialize button use Dagster's implicit asset job, which
     takes no job tags in Dagster 1.13; the pool (`DUCKDB_POOL`, on every asset and check)
-    and the sensor's in-flight test (any run that materializes an asset) cover those.
+    and the sensor's in-flight test (any run that materializes an asset) cover those, and
+    `run_monitoring.max_runtime_seconds` in dagster.yaml bounds their runtime.
+
+    `dagster/max_runtime` lets run monitoring fail a hung run instead of leaving every later
+    run queued behind its pool slot (read when the code location loads).
     """
-    return {WRITER_TAG: "duckdb"}
+    return {WRITER_TAG: "duckdb", MAX_RUNTIME_TAG: str(max_runtime_seconds())}
 
 
 def audit_cron() -> str:

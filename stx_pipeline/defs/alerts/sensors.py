@@ -1,10 +1,12 @@
-"""`check_alert_sensor`: turns failed asset-check evaluations into alerts, once each.
+"""`check_alert_sensor`: turns asset-check state changes into alerts; failed runs too.
 
-Dagster shows failed checks in the UI, but nobody watches the UI at 3 a.m.: every new
-failed evaluation (ERROR or WARN) of a `transactions` check is logged, appended to the
-status JSON and POSTed to `$STX_PIPELINE_ALERT_WEBHOOK` through `stx_pipeline.alerts`.
-The cursor is the id of the newest check execution already processed, so a failure is
-reported once, not on every tick.
+Dagster shows failed checks in the UI, but nobody watches the UI at 3 a.m.: when a check
+starts failing (ERROR or WARN) an alert is logged, appended to the status JSON and POSTed
+to `$STX_PIPELINE_ALERT_WEBHOOK` through `stx_pipeline.alerts`; when it passes again, one
+`resolved` alert follows. A check that keeps failing run after run says nothing more.
+`fresh` is left to `freshness_sensor`, which evaluates it also when no run happens and
+alerts on its changes itself. The cursor holds the id of the newest check execution
+already processed and the firing checks.
 """
 
 import json
@@ -29,6 +31,8 @@ TRANSACTIONS_CHECKS = (
     "fresh",
     "source_not_deprecated",
 )
+# Checks whose alerts another sensor owns (freshness_sensor evaluates `fresh` without runs).
+ALERTED_ELSEWHERE = ("fresh",)
 HISTORY_LIMIT = 50
 COMPLETED = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
@@ -57,67 +61,107 @@ def new_evaluations(
     return sorted(found, key=lambda r: r.id)
 
 
-def alert_for(record: AssetCheckExecutionRecord) -> alerts.Alert | None:
-    """The alert for a failed evaluation, None for a passed one."""
+# What to do, in one line, for each watched condition (shown in the chat message).
+ACTIONS = {
+    "backfill_complete": "nothing while the backfill sensor keeps requesting runs; if it "
+    "stopped, read its last tick and `stx-pipeline status`",
+    "no_gaps": "data damage: metrics are blocked; read the check's `samples` metadata and "
+    "re-run the backfill (it refetches unsealed windows)",
+    "unique_tx_id": "data damage: metrics are blocked; read `duplicate_samples` in the check's "
+    "metadata before any further writes",
+    "valid_rows": "read the check's metadata: a row broke the schema's rules; metrics over it "
+    "are wrong",
+    "no_rejected_rows": "the API sent rows the mapper could not read; their raw JSON is in "
+    "the `rejected_rows` table",
+    "fresh": "nothing new for hours: check that the Dagster daemon runs, the daily schedule "
+    "is on and the Hiro API answers",
+}
+RUN_FAILURE_ACTION = (
+    "open the run in the Dagster UI for the failing step's log; the next backfill run resumes "
+    "where this one stopped"
+)
+
+
+def alert_for(record: AssetCheckExecutionRecord, state: alerts.State) -> alerts.Alert:
+    """The firing or resolved alert for a check evaluation."""
     event = record.event
-    if event is None or event.dagster_event is None:
-        return None
+    assert event is not None and event.dagster_event is not None
     evaluation = event.dagster_event.asset_check_evaluation_data
-    if evaluation.passed:
-        return None
     severity = "ERROR" if evaluation.severity == dg.AssetCheckSeverity.ERROR else "WARN"
+    default = "passes again" if state == "resolved" else f"check {evaluation.check_name} failed"
     return alerts.Alert(
         asset=evaluation.asset_key.to_user_string(),
         check=evaluation.check_name,
         severity=severity,
-        message=(evaluation.description or f"check {evaluation.check_name} failed").strip(),
+        message=(evaluation.description or default).strip(),
         run_id=record.run_id or None,
         timestamp=datetime.fromtimestamp(event.timestamp, UTC).isoformat(),
+        state=state,
+        action=ACTIONS.get(evaluation.check_name),
     )
 
 
-def _parse_cursor(raw: str | None) -> int:
+def _parse_cursor(raw: str | None) -> tuple[int, alerts.AlertStates]:
     if not raw:
-        return 0
+        return 0, alerts.AlertStates()
     try:
-        return int(json.loads(raw).get("last_id", 0))
+        data = json.loads(raw)
+        return int(data.get("last_id", 0)), alerts.AlertStates.from_dict(data.get("firing"))
     except (ValueError, AttributeError, TypeError):
-        return 0
+        return 0, alerts.AlertStates()
+
+
+def deliver(context: dg.SensorEvaluationContext | dg.RunFailureSensorContext,
+            alert: alerts.Alert) -> alerts.AlertDelivery:
+    """Send one alert; a failed delivery is a warning in the tick's log, never an error."""
+    delivery = alerts.send_alert(alert)
+    if not delivery.ok:
+        context.log.warning(
+            f"alert for {alert.key} not fully delivered: {delivery.status_file_error or ''} "
+            f"{delivery.webhook_error or ''}".strip()
+        )
+    return delivery
 
 
 def process_check_evaluations(
     context: dg.SensorEvaluationContext, keys: Sequence[dg.AssetCheckKey] | None = None
 ) -> tuple[list[alerts.Alert], str]:
-    """Send an alert per new failed evaluation; return them and the new cursor."""
-    last_id = _parse_cursor(context.cursor)
+    """Send an alert per state change (passing -> failing, failing -> passing) of a check;
+    return them and the new cursor."""
+    last_id, states = _parse_cursor(context.cursor)
     records = new_evaluations(context.instance, keys or watched_check_keys(context), last_id)
     sent: list[alerts.Alert] = []
     for record in records:
-        alert = alert_for(record)
-        if alert is None:
+        evaluation = record.event.dagster_event.asset_check_evaluation_data
+        if evaluation.check_name in ALERTED_ELSEWHERE:
             continue
-        log = context.log.error if alert.severity == "ERROR" else context.log.warning
-        log(f"check {alert.asset}/{alert.check} {alert.severity}: {alert.message}")
-        delivery = alerts.send_alert(alert)
-        if not delivery.ok:
-            context.log.warning(
-                f"alert delivery incomplete: {delivery.status_file_error or ''} "
-                f"{delivery.webhook_error or ''}".strip()
-            )
+        key = f"{evaluation.asset_key.to_user_string()}/{evaluation.check_name}"
+        change = states.observe(key, failing=not evaluation.passed,
+                                at=datetime.fromtimestamp(record.event.timestamp, UTC).isoformat())
+        if change is None:
+            continue
+        alert = alert_for(record, change)
+        if change == "resolved":
+            context.log.info(f"check {alert.key} passes again: {alert.message}")
+        else:
+            log = context.log.error if alert.severity == "ERROR" else context.log.warning
+            log(f"check {alert.key} {alert.severity}: {alert.message}")
+        deliver(context, alert)
         sent.append(alert)
     new_last = max([last_id, *(r.id for r in records)])
-    return sent, json.dumps({"last_id": new_last})
+    return sent, json.dumps({"last_id": new_last, "firing": states.to_dict()})
 
 
 @dg.sensor(
     name="check_alert_sensor",
     minimum_interval_seconds=settings.sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Alerts (log, status JSON, webhook) once per failed or warned check evaluation.",
+    description="Alerts (log, status JSON, webhook) when a check starts failing and when it "
+    "passes again.",
 )
 def check_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     sent, cursor = process_check_evaluations(context)
-    reason = f"{len(sent)} alerts sent" if sent else "no new failed check evaluations"
+    reason = f"{len(sent)} alerts sent" if sent else "no check changed state"
     return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=cursor)
 
 
@@ -130,6 +174,7 @@ def alert_for_failed_run(run: dg.DagsterRun, message: str) -> alerts.Alert:
         severity="ERROR",
         message=first_line,
         run_id=run.run_id,
+        action=RUN_FAILURE_ACTION,
     )
 
 
@@ -149,4 +194,4 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext) -> None:
     alert = alert_for_failed_run(context.dagster_run, message)
     context.log.error(f"run {alert.run_id} of {context.dagster_run.job_name} failed: "
                       f"{alert.message}")
-    alerts.send_alert(alert)
+    deliver(context, alert)
