@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup browser test lint demo ui simulate clean bench
+.PHONY: setup browser postgres postgres-stop test lint demo ui simulate clean bench
 
 setup: $(VENV)/.installed
 
@@ -21,14 +21,25 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# A local PostgreSQL server for Dagster's instance storage (installed with apt-get when
+# missing; cluster under $$TMPDIR on a free loopback port; idempotent). Prints its env file.
+postgres:
+	@bash deploy/local-postgres.sh start
+
+postgres-stop:
+	@bash deploy/local-postgres.sh stop
+
 lint: setup
 	$(BIN)/ruff check .
 
-# The README's test command: everything CI runs.
-test: setup browser
+# The README's test command: everything CI runs (the Postgres end-to-end test included:
+# it must run, not skip, so it is required here and the server is stopped afterwards).
+test: setup browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/dg check defs
-	$(BIN)/pytest -n 2 -q $(PYTEST_ARGS)
+	@rc=0; STX_PIPELINE_PG_ENV="$$(bash deploy/local-postgres.sh env)" STX_PIPELINE_REQUIRE_POSTGRES=1 \
+	  $(BIN)/pytest -n 2 -q $(PYTEST_ARGS) || rc=$$?; \
+	  bash deploy/local-postgres.sh stop; exit $$rc
 
 # The README's offline main job: simulator + backfill + metrics + dashboard.
 demo: setup
