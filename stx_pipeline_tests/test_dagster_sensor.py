@@ -171,6 +171,13 @@ def test_stall_stops_requesting_and_alerts_once(
     assert len(result.run_requests) == 1
     state = BackfillCursor.parse(result.cursor)
     assert state.no_progress_runs == 0 and not state.alerted
+    # ... and says so once: the stall is resolved.
+    stored = json.loads(status_file.read_text())["alerts"]
+    assert [(a["check"], a["state"]) for a in stored] == [
+        ("transactions_backfill_sensor", "firing"), ("transactions_backfill_sensor", "resolved")
+    ]
+    tick(instance, result.cursor)
+    assert len(json.loads(status_file.read_text())["alerts"]) == 2
 
 
 def test_failed_run_counts_as_no_progress(instance: dg.DagsterInstance) -> None:

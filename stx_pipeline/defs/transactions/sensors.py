@@ -127,6 +127,28 @@ def runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
     return [run.run_id for run in runs if writes_warehouse(run)]
 
 
+def _send_stall_alert(context: dg.SensorEvaluationContext, message: str,
+                      snap: Snapshot | None, state: alerts.State) -> None:
+    """The stall alert and, once a run makes progress again, its `resolved`."""
+    delivery = alerts.send_alert(
+        alerts.Alert(
+            asset=settings.TRANSACTIONS_KEY,
+            check="transactions_backfill_sensor",
+            severity="ERROR",
+            message=message,
+            run_id=snap.run_id if snap else None,
+            state=state,
+            action="fix the cause (API key, quota, Hiro API status), then launch a run by hand; "
+            "the sensor resumes once a run makes progress",
+        )
+    )
+    if not delivery.ok:
+        context.log.warning(
+            f"alert delivery incomplete: {delivery.status_file_error or ''} "
+            f"{delivery.webhook_error or ''}".strip()
+        )
+
+
 def evaluate_backfill(
     context: dg.SensorEvaluationContext, stall_limit: int
 ) -> tuple[dg.RunRequest | dg.SkipReason, BackfillCursor]:
@@ -154,7 +176,8 @@ def evaluate_backfill(
     ):
         state.no_progress_runs = 0
     if snap is not None:
-        if state.no_progress_runs == 0:
+        if state.no_progress_runs == 0 and state.alerted:
+            _send_stall_alert(context, "backfill makes progress again", snap, "resolved")
             state.alerted = False
         _remember(state, snap)
 
@@ -176,20 +199,7 @@ def evaluate_backfill(
         )
         if not state.alerted:
             context.log.error(message)
-            delivery = alerts.send_alert(
-                alerts.Alert(
-                    asset=settings.TRANSACTIONS_KEY,
-                    check="transactions_backfill_sensor",
-                    severity="ERROR",
-                    message=message,
-                    run_id=snap.run_id if snap else None,
-                )
-            )
-            if not delivery.ok:
-                context.log.warning(
-                    f"alert delivery incomplete: {delivery.status_file_error or ''} "
-                    f"{delivery.webhook_error or ''}".strip()
-                )
+            _send_stall_alert(context, message, snap, "firing")
             state.alerted = True
         return dg.SkipReason(message), state
 
