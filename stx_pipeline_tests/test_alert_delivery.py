@@ -28,6 +28,7 @@ from stx_pipeline.defs.transactions.assets import transactions
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.sim import Simulator
 from stx_pipeline_tests.chat_webhooks import slack_rejects, teams_rejects
+from stx_pipeline_tests.cli_env import cli_env
 from stx_pipeline_tests.loopback import WebhookReceiver
 from stx_pipeline_tests.test_dagster_materialize import CHECKS, resources, run_config
 
@@ -37,12 +38,9 @@ VALIDATORS = {"slack": slack_rejects, "teams": teams_rejects}
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("STX_PIPELINE_STATUS_FILE", str(tmp_path / "status.json"))
+def env(status_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No pipeline variable of the shell (`status_file` -> `clean_env`), fast retries."""
     monkeypatch.setenv("STX_PIPELINE_ALERT_BACKOFF_SECONDS", "0.01")
-    for name in ("STX_PIPELINE_ALERT_WEBHOOK", "STX_PIPELINE_ALERT_FORMAT", "STX_PIPELINE_UI_URL",
-                 "STX_PIPELINE_FRESH_HOURS", "STX_PIPELINE_ALERT_ATTEMPTS"):
-        monkeypatch.delenv(name, raising=False)
     return tmp_path
 
 
@@ -165,7 +163,7 @@ def test_a_500_receiver_is_retried_then_logged(chat: Callable[..., WebhookReceiv
     assert len(failed) == 1 and failed[0].levelno == logging.ERROR
     assert "secret" not in "\n".join(messages)  # the URL (a token) is never logged
     # the alert is still in the status file for whoever looks there
-    assert json.loads((Path(os.environ["STX_PIPELINE_STATUS_FILE"])).read_text())["alerts"]
+    assert json.loads(Path(os.environ["STX_PIPELINE_STATUS_FILE"]).read_text())["alerts"]
 
 
 def test_a_flaky_receiver_gets_the_alert_on_a_later_attempt(
@@ -245,7 +243,7 @@ def _backfill(sim: Simulator, db: Path) -> None:
 
 
 @pytest.fixture
-def stale_history(make_simulator: Callable[..., Simulator], tmp_path: Path,
+def stale_history(env: Path, make_simulator: Callable[..., Simulator], tmp_path: Path,
                   monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Simulator, Path]]:
     """A complete 1-day history whose newest block is 10 h old (the API stopped moving)."""
     sim = make_simulator(history_days=2, tx_per_day=1500, now=int(time.time()) - 10 * 3600)
@@ -301,12 +299,10 @@ def test_freshness_sensor_says_nothing_before_any_data(env: Path,
 
 
 def _status_check(db: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "STX_PIPELINE_STATUS_FILE": str(tmp_path / "status.json"),
-           "STX_PIPELINE_LOG_FILE": str(tmp_path / "cli.log")}
-    env.pop("STX_PIPELINE_FRESH_HOURS", None)
     return subprocess.run(
         [sys.executable, "-m", "stx_pipeline.cli", "status", "--check", "--days", "1",
-         "--db", str(db), *extra], env=env, capture_output=True, text=True, timeout=60,
+         "--db", str(db), *extra], env=cli_env(tmp_path), capture_output=True, text=True,
+        timeout=60,
     )
 
 

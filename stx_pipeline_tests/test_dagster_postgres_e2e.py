@@ -7,7 +7,6 @@ assets follow and every check passes: `test_dagster_e2e.py`'s scenario, on Postg
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import requests
 
 from stx_pipeline.devserver import PROJECT_ROOT
 from stx_pipeline.sim import Simulator
+from stx_pipeline_tests.cli_env import cli_env
 from stx_pipeline_tests.dagster_services import (
     DagsterServices,
     postgres_database,
@@ -28,7 +28,7 @@ from stx_pipeline_tests.dagster_services import (
 from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
 from stx_pipeline_tests.test_dagster_e2e import _all_green, _state
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 POSTGRES_YAML = PROJECT_ROOT / "deploy" / "dagster.postgres.yaml"
 TARGET_DAYS = 2
@@ -53,22 +53,20 @@ def services(
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(POSTGRES_YAML, home / "dagster.yaml")  # the deployment file, unchanged
-    env = {
-        **os.environ,
+    env = cli_env(
+        tmp_path,
         **postgres_env,
-        "DAGSTER_HOME": str(home),
-        "HIRO_API_URL": sim.url,
-        "STX_PIPELINE_DB": str(tmp_path / "cache" / "wallet_metrics.duckdb"),
-        "STX_PIPELINE_STATUS_FILE": str(tmp_path / "backfill_status.json"),
-        "STX_PIPELINE_DASHBOARD": str(tmp_path / "dashboards" / "wallet_metrics.html"),
-        "STX_PIPELINE_SENSOR_INTERVAL": "3",
-        "STX_PIPELINE_TARGET_DAYS": str(TARGET_DAYS),
-        "STX_PIPELINE_MAX_PAGES": "25",  # several sensor-driven runs to reach the target
-        "STX_PIPELINE_STALL_RUNS": "5",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("HIRO_API_KEY", None)
-    env.pop("STX_PIPELINE_ALERT_WEBHOOK", None)
+        DAGSTER_HOME=str(home),
+        HIRO_API_URL=sim.url,
+        STX_PIPELINE_DB=str(tmp_path / "cache" / "wallet_metrics.duckdb"),
+        STX_PIPELINE_STATUS_FILE=str(tmp_path / "backfill_status.json"),
+        STX_PIPELINE_DASHBOARD=str(tmp_path / "dashboards" / "wallet_metrics.html"),
+        STX_PIPELINE_SENSOR_INTERVAL="3",
+        STX_PIPELINE_TARGET_DAYS=str(TARGET_DAYS),
+        STX_PIPELINE_MAX_PAGES="25",  # several sensor-driven runs to reach the target
+        STX_PIPELINE_STALL_RUNS="5",
+        PYTHONUNBUFFERED="1",
+    )
     server = DagsterServices(env, tmp_path)
     try:
         server.wait_ready()
