@@ -75,6 +75,10 @@ ACTIONS = {
     "the `rejected_rows` table",
     "fresh": "nothing new for hours: check that the Dagster daemon runs, the daily schedule "
     "is on and the Hiro API answers",
+    "source_not_deprecated": "the API marks the route the backfill reads as deprecated: plan "
+    "the move to /extended/v3/transactions before it answers 410 Gone",
+    "sealed_history_matches_api": "sealed windows drifted from the API's totals: the audit "
+    "reopened them and the next backfill run refetches them; read the check's metadata",
 }
 RUN_FAILURE_ACTION = (
     "open the run in the Dagster UI for the failing step's log; the next backfill run resumes "
