@@ -107,14 +107,16 @@ def max_runtime_seconds() -> int:
     """`dagster/max_runtime` of the jobs holding the `duckdb` pool.
 
     `STX_PIPELINE_MAX_RUNTIME_SECONDS`, else twice what a run's page budget takes at the
-    configured request rate (500 rpm with `HIRO_API_KEY`, 25 without, or `HIRO_RPM`)
-    plus 30 minutes for checks, metrics and the dashboard: a run that takes longer is
-    hung, and run monitoring fails it so the queue behind the pool moves on.
+    slowest published rate of its plan (500 requests/min with `HIRO_API_KEY`, 25 per IP
+    without; a lower `HIRO_RPM` cap counts) plus 30 minutes for checks, metrics and the
+    dashboard: a run that takes longer is hung, and run monitoring fails it so the queue
+    behind the pool moves on.
     """
     explicit = _env_int("STX_PIPELINE_MAX_RUNTIME_SECONDS", 0, minimum=1)
     if explicit:
         return explicit
-    rpm = _env_int("HIRO_RPM", 500 if os.environ.get("HIRO_API_KEY") else 25)
+    plan = 500 if os.environ.get("HIRO_API_KEY") else 25
+    rpm = min(plan, _env_int("HIRO_RPM", plan))
     return int(2 * max_pages_per_run() / rpm * 60) + 1800
 
 
