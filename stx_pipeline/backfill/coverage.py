@@ -9,6 +9,8 @@ holds) is not counted. Windows never overlap, so final and provisional seconds a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
 
@@ -101,3 +103,76 @@ def judged_lower(con: duckdb.DuckDBPyConnection, target_ts: int) -> int:
         "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
     ).fetchone()
     return max(target_ts, int(genesis[0])) if genesis else target_ts
+
+
+# --- problems of the sealed span (the `no_gaps` check) -------------------------------
+
+
+def ledger_windows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Ledger rows as unix-second windows, oldest first."""
+    rows = con.execute(
+        """
+        SELECT epoch(window_start)::BIGINT, epoch(window_end)::BIGINT, expected, loaded,
+               rejected, status
+        FROM coverage_ledger ORDER BY window_start, window_end
+        """
+    ).fetchall()
+    keys = ("start", "end", "expected", "loaded", "rejected", "status")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def find_ledger_gaps(windows: list[dict[str, Any]], target_epoch: int) -> dict[str, Any]:
+    """Problems of the covered span: from the oldest sealed window at/after the target to
+    the newest sealed one. The open head (newer) and the not-yet-reached past (older) are
+    the backfill's job, reported by `backfill_complete`, not holes."""
+    in_range = [w for w in windows if w["end"] >= target_epoch]
+    sealed = [w for w in in_range if w["status"] == "sealed"]
+    result: dict[str, Any] = {
+        "windows_checked": len(sealed),
+        "gaps": [],
+        "miscounted": [],
+        "unsealed_inside": [],
+        "overlaps": 0,
+        "gap_seconds": 0,
+    }
+    if not sealed:
+        return result
+    lo, hi = sealed[0]["start"], max(w["end"] for w in sealed)
+    for w in sealed:
+        expected = w["expected"]
+        if expected is None or int(w["loaded"]) + int(w["rejected"]) != int(expected):
+            result["miscounted"].append(
+                f"{_iso(w['start'])}..{_iso(w['end'])}: expected={expected} "
+                f"loaded={w['loaded']} rejected={w['rejected']}"
+            )
+    for w in in_range:
+        if w["status"] != "sealed" and w["start"] >= lo and w["end"] <= hi:
+            result["unsealed_inside"].append(
+                f"{_iso(w['start'])}..{_iso(w['end'])} ({w['status']})"
+            )
+    covered_to = sealed[0]["end"]
+    for w in sealed[1:]:
+        if w["start"] > covered_to + 1:
+            result["gaps"].append(f"{_iso(covered_to + 1)}..{_iso(w['start'] - 1)}")
+            result["gap_seconds"] += w["start"] - covered_to - 1
+        elif w["start"] <= covered_to:
+            result["overlaps"] += 1
+        covered_to = max(covered_to, w["end"])
+    return result
+
+
+def count_gap_problems(found: dict[str, Any], claims_complete: bool) -> int:
+    """Miscounted sealed windows always count; holes only once the backfill claims complete.
+
+    While a backfill is in progress its concurrent workers leave partial windows and
+    not-yet-carved gaps between sealed ones: that is pending work (reported by
+    `backfill_complete`), not damage. Once a run reports `complete`, any hole is a defect.
+    """
+    problems = len(found["miscounted"])
+    if claims_complete:
+        problems += len(found["gaps"]) + len(found["unsealed_inside"])
+    return problems

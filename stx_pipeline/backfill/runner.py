@@ -229,8 +229,7 @@ class _Run:
 
     # -- helpers -----------------------------------------------------------------------
     def _client_stats(self) -> dict[str, Any]:
-        stats = getattr(self.client, "stats", None)
-        return dict(stats.snapshot()) if stats is not None else {}
+        return dict(self.client.stats.snapshot())
 
     def _stat_delta(self, key: str) -> int:
         now = self._client_stats()
@@ -434,8 +433,7 @@ class _Run:
     def _worker_count(self) -> int:
         if self.workers_requested:
             return self.workers_requested
-        limiter = getattr(self.client, "limiter", None)
-        rpm = getattr(limiter, "current_rpm", None) if limiter is not None else None
+        rpm = self.client.limiter.current_rpm
         if not rpm:
             return 8
         latency = max(self._probe_latency, 0.02)
@@ -511,11 +509,8 @@ class _Run:
                     window = inflight.pop(fut)
                     try:
                         outcome = fut.result()
-                    except (RateLimitExhausted, HiroError) as exc:
-                        self.fatal.set(exc)
-                        continue
-                    except BaseException as exc:  # a bug: stop the run, keep what is committed
-                        self.fatal.set(exc)
+                    except BaseException as exc:  # API errors, a spent quota, or a bug: stop
+                        self.fatal.set(exc)  # the run and keep what is committed
                         continue
                     if outcome is _Outcome.SPLIT:
                         planner.push_front(*window.split())
@@ -773,7 +768,7 @@ class _Run:
             rows_per_second=round(rate, 1),
             eta_seconds=round(eta, 1) if eta is not None else None,
             error=_one_line(error) if error is not None else None,
-            retry_after=getattr(error, "retry_at", None),
+            retry_after=error.retry_at if isinstance(error, RateLimitExhausted) else None,
             faults_by_kind=dict(self._client_stats().get("faults_by_kind", {}) or {}),
             **quota.result_fields(self.client, self.quota_plan),
         )

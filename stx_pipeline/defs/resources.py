@@ -4,7 +4,6 @@ default executor of every job, including the one behind the Materialize button."
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,7 +12,9 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from stx_pipeline.defs import settings
-from stx_pipeline.warehouse.db import memory_limit_setting
+from stx_pipeline.hiro.client import HiroClient
+from stx_pipeline.hiro.factory import client_from_env
+from stx_pipeline.warehouse.db import connect, memory_limit_setting
 
 DEFAULT_HIRO_URL = "https://api.hiro.so"
 
@@ -32,9 +33,8 @@ class HiroResource(dg.ConfigurableResource):
         """Explicit config, else `$HIRO_API_URL`, else the public Hiro API."""
         return self.base_url or os.environ.get("HIRO_API_URL", "").strip() or DEFAULT_HIRO_URL
 
-    def get_client(self):  # -> HiroClient (imported lazily: the core may be absent at load)
-        from stx_pipeline.hiro.factory import client_from_env
-
+    def get_client(self) -> HiroClient:
+        """The same client the CLI builds (hiro/factory.py); unset fields: the environment."""
         return client_from_env(
             base_url=self.base_url,
             api_key=self.api_key or None,
@@ -49,22 +49,9 @@ class HiroResource(dg.ConfigurableResource):
 def read_only_connection(
     database: str, timeout_seconds: float = 30.0
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short read-only DuckDB connection, waiting (bounded) while a writer holds the file.
-
-    DuckDB lets no other process open a file, not even read-only, while one process holds
-    it read-write; checks and downstream readers therefore retry for a while.
-    """
-    deadline = time.monotonic() + timeout_seconds
-    delay = 0.2
-    while True:
-        try:
-            con = duckdb.connect(database, read_only=True)
-            break
-        except duckdb.IOException:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    """A short read-only connection to the warehouse file, through the one opener
+    (`warehouse.db.connect`: bounded wait while a writer holds the file, one-line errors)."""
+    con = connect(database, read_only=True, lock_timeout=timeout_seconds)
     try:
         yield con
     finally:

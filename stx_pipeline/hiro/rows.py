@@ -13,9 +13,9 @@ Choices made here:
   2 h ahead of network time, ahead of the Stacks blocks anchored to it.
 - `index_block_hash` (fork-unique) is stored when the answer carries it (v3 summaries);
   v1 objects do not, so it is NULL for them and `block_hash` identifies the fork.
-- `nonce` and `burn_block_height` are required (NOT NULL columns; the nonce marks a
-  wallet's first transaction). The 2020 documentation samples were trimmed by hand
-  and lack them, so those samples are rejected with a reason that names the field.
+- `nonce` and `burn_block_height` may be absent only in answers older than the fields
+  (the hand-trimmed 2020 documentation samples): stored as NULL, never invented; such a
+  sender simply cannot count as a nonce-0 "new wallet".
 """
 
 from __future__ import annotations

@@ -236,7 +236,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> N
         raise
 
 
-# Version 1 is the layout of the seed guide's cache: transactions without the canonical
+# Version 1 is the layout of the seed's cache (docs/architecture.md, "The seed
+# algorithm"): transactions without the canonical
 # flag, the fee payer and the ingestion time, and a ledger without offsets.
 def _migrate(con: duckdb.DuckDBPyConnection, version: int) -> None:
     if version < 2:
