@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -258,16 +258,27 @@ def _salvage(raw: Any) -> tuple[str | None, datetime | None]:
     return tx_id, bbt
 
 
-def map_page(
-    results: Iterable[Any], ingested_at: datetime
+def map_results(
+    results: Iterable[Any],
+    ingested_at: datetime,
+    mapper: Callable[[Any, datetime], dict[str, Any]],
+    salvage: Callable[[Any], tuple[str | None, datetime | None]],
 ) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
-    """Map a page's results: good rows, and every bad one with its reason and raw JSON."""
+    """Map a page with `mapper`: good rows, and every bad one with its reason, the identity
+    `salvage` can recover and the raw JSON. Shared by the v1 and v3 mappers."""
     rows: list[dict[str, Any]] = []
     rejected: list[RejectedRow] = []
     for raw in results:
         try:
-            rows.append(map_transaction(raw, ingested_at))
+            rows.append(mapper(raw, ingested_at))
         except RowError as exc:
-            tx_id, bbt = _salvage(raw)
+            tx_id, bbt = salvage(raw)
             rejected.append(RejectedRow(tx_id, bbt, exc.reason, _raw_json(raw)))
     return rows, rejected
+
+
+def map_page(
+    results: Iterable[Any], ingested_at: datetime
+) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
+    """Map a page of `/extended/v1/tx` results (see `map_results`)."""
+    return map_results(results, ingested_at, map_transaction, _salvage)

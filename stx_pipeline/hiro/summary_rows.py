@@ -19,11 +19,11 @@ from stx_pipeline.hiro.rows import (
     RejectedRow,
     RowError,
     _int_field,
-    _raw_json,
     _require,
     _str_field,
     _unix_time,
     _ustx,
+    map_results,
 )
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
 
@@ -192,13 +192,6 @@ def _salvage(raw: Any) -> tuple[str | None, datetime | None]:
 def map_summary_page(
     results: Iterable[Any], ingested_at: datetime
 ) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
-    """Map a page of summaries: good rows, and every bad one with its reason and raw JSON."""
-    rows: list[dict[str, Any]] = []
-    rejected: list[RejectedRow] = []
-    for raw in results:
-        try:
-            rows.append(map_summary(raw, ingested_at))
-        except RowError as exc:
-            tx_id, bbt = _salvage(raw)
-            rejected.append(RejectedRow(tx_id, bbt, exc.reason, _raw_json(raw)))
-    return rows, rejected
+    """Map a page of v3 summaries (see `rows.map_results`)."""
+    return map_results(results, ingested_at, map_summary, _salvage)
+

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -59,9 +59,20 @@ def publish_seconds() -> float:
 
 
 def _replace_atomically(source: Path, target: Path) -> None:
+    """Copy `source` to `target` by a temporary name and a rename.
+
+    The copy runs in a child process, never here: DuckDB's lock on the file is a POSIX
+    record lock, and closing *any* descriptor of the file in the holding process drops
+    all of that process's locks on it — a copy made here would let a second writer in
+    (seen: a concurrent backfill then opened the file and corrupted its own connection).
+    """
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        shutil.copyfile(source, tmp)
+        done = subprocess.run(["cp", "--", str(source), str(tmp)], capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            raise OSError(done.stderr.strip().splitlines()[0] if done.stderr.strip()
+                          else f"cp exited {done.returncode}")
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
