@@ -128,7 +128,9 @@ def test_quota_exhausted_stops_fast_with_75_and_resumes(make_simulator, tmp_path
     proc = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path)
     elapsed = time.monotonic() - started
     assert proc.returncode == 75, proc.stderr
-    assert elapsed < 20
+    # it stopped instead of sleeping the 6 h the server asked for (a generous bound: the
+    # point is minutes vs hours, not speed on a loaded machine)
+    assert elapsed < 300
     assert "rate limit exhausted" in proc.stderr
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["stop_reason"] == "rate_limit_exhausted"

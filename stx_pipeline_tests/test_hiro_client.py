@@ -311,9 +311,14 @@ def test_limiter_adopts_tighter_server_limit(serve) -> None:
         for _ in range(5):
             client.list_transactions()
         rpm = client.limiter.current_rpm
+        waited = client.stats.snapshot()["rate_limit_wait_seconds"]
     assert rpm is not None and rpm <= 100
-    gaps = [b.at - a.at for a, b in zip(server.seen[1:], server.seen[2:], strict=False)]
-    assert min(gaps) >= 60 / 100 * 0.95  # paced by the server's limit, not ours
+    # Paced by the server's limit (0.6 s a request), not ours (0.01 s, ~0.04 s of waits in
+    # all): the limiter waited at least one server interval. Not judged by arrival gaps at
+    # the server: one delayed request shortens the next gap, and after a stall the limiter
+    # may catch up within the server's window (seen as a flake on a loaded machine).
+    assert waited >= 60 / 100 * 0.9
+    assert len(server.seen) == 5
 
 
 def test_limiter_waits_when_server_says_nothing_remains(serve) -> None:
