@@ -39,6 +39,14 @@ def _count_via_python(db: Path) -> int:
         con.close()
 
 
+def _count_via_pandas(db: Path) -> int:
+    con = connect_readonly(db)
+    try:
+        return int(con.execute(COUNT_SQL).df()["n"].iloc[0])
+    finally:
+        con.close()
+
+
 def test_counts_grow_while_a_backfill_writes_and_end_exact(make_simulator, tmp_path):
     sim = make_simulator(seed=31, history_days=3, tx_per_day=6000, frozen=True, latency_ms=150)
     db = tmp_path / "w.duckdb"
@@ -57,6 +65,7 @@ def test_counts_grow_while_a_backfill_writes_and_end_exact(make_simulator, tmp_p
             time.sleep(0.1)
         while writer.poll() is None:
             reads.append(("python", _count_via_python(db)))
+            reads.append(("pandas", _count_via_pandas(db)))
             reads.append(("cli", _count_via_cli(db, tmp_path)))
             time.sleep(1.0)
         assert writer.wait(timeout=300) == 0, writer.stderr.read()
@@ -70,7 +79,7 @@ def test_counts_grow_while_a_backfill_writes_and_end_exact(make_simulator, tmp_p
         final = con.execute(COUNT_SQL).fetchone()[0]
     # Reads happened during the run, and some saw a part of it.
     assert any(0 < n < final for n in counts), (reads, final)
-    assert _count_via_python(db) == _count_via_cli(db, tmp_path) == final
+    assert _count_via_python(db) == _count_via_pandas(db) == _count_via_cli(db, tmp_path) == final
     assert_exact(sim, db, int(sim.now()) - 2 * 86400 + 3600)
 
 
