@@ -123,3 +123,21 @@ def test_query_errors_are_one_line_and_writes_are_refused(tmp_path):
     assert proc.stdout.split() == ["n", "-", "5"]
     with pytest.raises(WarehouseError, match="no database"):
         connect_readonly(tmp_path / "absent.duckdb")
+
+
+def test_publishing_keeps_the_writers_lock(tmp_path):
+    """A copy made inside the writer's process would drop its POSIX lock on the file."""
+    from stx_pipeline.warehouse.db import open_db
+    from stx_pipeline.warehouse.readers import publish_snapshot
+
+    db = tmp_path / "w.duckdb"
+    con = open_db(db)
+    try:
+        publish_snapshot(con, db)
+        probe = subprocess.run(
+            [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1])", str(db)],
+            capture_output=True, text=True, timeout=60)
+        assert probe.returncode != 0 and "lock" in probe.stderr.lower(), probe.stderr
+    finally:
+        con.close()
+    assert _count_via_python(db) == 0
