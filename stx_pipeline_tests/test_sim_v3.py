@@ -270,7 +270,11 @@ def test_block_transactions_route(simulator: Simulator) -> None:
     assert [s["tx_id"] for s in p1["results"] + p2["results"]] == in_h[:4]
     assert p2["cursor"]["previous"] == p1["cursor"]["current"]
     latest = get(simulator, "/extended/v3/blocks/latest/transactions")
-    assert latest.json()["results"][0]["block"]["height"] == simulator.tip()["block_height"]
+    tip_height = simulator.tip()["block_height"]
+    in_tip = [t["tx_id"] for t in truth if t["block_height"] == tip_height]
+    # the tip block may hold no transaction, depending on where the wall clock puts the head
+    assert [s["tx_id"] for s in latest.json()["results"]] == in_tip[:20]
+    assert all(s["block"]["height"] == tip_height for s in latest.json()["results"])
     assert latest.headers["etag"] == f'"{simulator.tip()["index_block_hash"]}:true"'
     missing = get(simulator, "/extended/v3/blocks/1/transactions")
     assert missing.status_code == 404
