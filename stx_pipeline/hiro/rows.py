@@ -133,22 +133,29 @@ def _unix_time(value: Any, label: str) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
 
 
-def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
-    """One `/extended/v1/tx` result -> a dict with exactly `TRANSACTION_COLUMNS` keys."""
+def identity(
+    raw: Any, ingested_at: datetime, type_key: str, status_key: str
+) -> tuple[str, str, str]:
+    """(tx_id, type, status) of a result, checked; the v1 and v3 mappers name the keys."""
     if not isinstance(raw, dict):
         raise RowError(f"result is not an object ({type(raw).__name__})")
     if ingested_at.tzinfo is None:
         raise ValueError("ingested_at must be timezone-aware (UTC)")
-
     tx_id = _require(raw, "tx_id")
     if not isinstance(tx_id, str) or not _TX_ID_RE.match(tx_id):
         raise RowError(f"tx_id is not 0x + 64 hex characters: {tx_id!r:.80}")
-    tx_type = _require(raw, "tx_type")
+    tx_type = _require(raw, type_key)
     if tx_type not in TX_TYPES:
-        raise RowError(f"unknown tx_type {tx_type!r:.40}")
-    tx_status = _require(raw, "tx_status")
+        raise RowError(f"unknown {type_key} {tx_type!r:.40}")
+    tx_status = _require(raw, status_key)
     if tx_status not in TX_STATUSES:
-        raise RowError(f"unknown tx_status {tx_status!r:.40}")
+        raise RowError(f"unknown {status_key} {tx_status!r:.40}")
+    return tx_id, tx_type, tx_status
+
+
+def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
+    """One `/extended/v1/tx` result -> a dict with exactly `TRANSACTION_COLUMNS` keys."""
+    tx_id, tx_type, tx_status = identity(raw, ingested_at, "tx_type", "tx_status")
 
     sender = _str_field(raw, "sender_address")
     sponsored = _require(raw, "sponsored")

@@ -14,8 +14,6 @@ from typing import Any
 
 from stx_pipeline.hiro.rows import (
     _TX_ID_RE,
-    TX_STATUSES,
-    TX_TYPES,
     RejectedRow,
     RowError,
     _int_field,
@@ -23,6 +21,7 @@ from stx_pipeline.hiro.rows import (
     _str_field,
     _unix_time,
     _ustx,
+    identity,
     map_results,
 )
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
@@ -72,19 +71,7 @@ def _object(raw: dict[str, Any], key: str) -> dict[str, Any]:
 
 def map_summary(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
     """One v3 summary -> a dict with exactly `TRANSACTION_COLUMNS` keys, or `RowError`."""
-    if not isinstance(raw, dict):
-        raise RowError(f"result is not an object ({type(raw).__name__})")
-    if ingested_at.tzinfo is None:
-        raise ValueError("ingested_at must be timezone-aware (UTC)")
-    tx_id = _require(raw, "tx_id")
-    if not isinstance(tx_id, str) or not _TX_ID_RE.match(tx_id):
-        raise RowError(f"tx_id is not 0x + 64 hex characters: {tx_id!r:.80}")
-    tx_type = _require(raw, "type")
-    if tx_type not in TX_TYPES:
-        raise RowError(f"unknown type {tx_type!r:.40}")
-    tx_status = _require(raw, "status")
-    if tx_status not in TX_STATUSES:
-        raise RowError(f"unknown status {tx_status!r:.40}")
+    tx_id, tx_type, tx_status = identity(raw, ingested_at, "type", "status")
 
     sender_obj = _object(raw, "sender")
     sender = _str_field(sender_obj, "address", where="sender")
