@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--workers", type=_positive_int, default=None,
                     help="concurrent fetchers (default: from the rate limit and latency)")
     bf.add_argument("--until-complete", action="store_true",
-                    help="repeat runs until complete, stopping on a stall (the monitor loop)")
+                    help="repeat runs until complete, stopping on a stall (the seed's"
+                    " monitor loop)")
     bf.add_argument("--max-runs", type=_positive_int, default=50)
     bf.add_argument("--wait-seconds", type=_non_negative_float, default=60.0)
     bf.add_argument("--timeout-minutes", type=_non_negative_float, default=360.0)
@@ -297,7 +298,7 @@ class _ProgressLine:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from stx_pipeline.backfill import StopReason, ensure_transaction_history
-    from stx_pipeline.backfill.monitor import run_backfill_until_complete
+    from stx_pipeline.backfill.until_complete import run_backfill_until_complete
 
     _check_db(args.db)
     client = _make_client(args.api_url)

@@ -1,6 +1,7 @@
 """Hiro Stacks API client: pooled HTTP, shared rate limiting, retries, typed pages and rows."""
 
 from stx_pipeline.hiro.client import DEFAULT_BASE_URL, HiroClient, validate_base_url
+from stx_pipeline.hiro.client_stats import ClientStats
 from stx_pipeline.hiro.errors import (
     BadResponse,
     EndpointGone,
@@ -13,7 +14,6 @@ from stx_pipeline.hiro.errors import (
 )
 from stx_pipeline.hiro.limiter import RateLimiter
 from stx_pipeline.hiro.page import TxPage
-from stx_pipeline.hiro.retry import ClientStats
 from stx_pipeline.hiro.rows import RejectedRow, RowError, map_page, map_transaction
 
 __all__ = [

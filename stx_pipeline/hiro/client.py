@@ -33,6 +33,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from stx_pipeline.hiro.client_stats import ClientStats
 from stx_pipeline.hiro.deprecation import DeprecationWatch
 from stx_pipeline.hiro.errors import (
     BadResponse,
@@ -42,6 +43,7 @@ from stx_pipeline.hiro.errors import (
     HiroUnavailable,
     MonthlyQuotaExhausted,
     RateLimitExhausted,
+    TransientError,
 )
 from stx_pipeline.hiro.limiter import (
     LIMIT_HEADERS,
@@ -50,7 +52,6 @@ from stx_pipeline.hiro.limiter import (
     reset_seconds,
 )
 from stx_pipeline.hiro.page import TxPage
-from stx_pipeline.hiro.retry import ClientStats, TransientError
 from stx_pipeline.hiro.rows import TX_TYPES
 
 logger = logging.getLogger("stx_pipeline.hiro")

@@ -9,6 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 
 
+class TransientError(Exception):
+    """A failure worth another attempt; only the client's retry policy sees it.
+
+    `kind` feeds the fault counters. `wait_seconds` is set when the server said how long
+    to wait (429 retry-after); otherwise the exponential backoff applies. The message is
+    already redacted.
+    """
+
+    def __init__(self, kind: str, message: str, wait_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.wait_seconds = wait_seconds
+
+
 class HiroError(Exception):
     """Base class: anything the Hiro API or the network did wrong."""
 

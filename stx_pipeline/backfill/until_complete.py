@@ -1,5 +1,7 @@
-"""The seed's monitor loop (docs/architecture.md, "The seed algorithm"):
-run the backfill until the target is reached, with stall detection.
+"""Runs the backfill again and again until the target is covered, with stall detection.
+
+The seed called this its "monitor loop" (docs/architecture.md, "The seed algorithm");
+it drives runs rather than watching them, hence the name.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ log = logging.getLogger("stx_pipeline.backfill")
 
 
 @dataclass
-class MonitorOutcome:
+class UntilCompleteOutcome:
     success: bool
     reason: str  # complete | timeout | stalled | max_runs | rate_limit_exhausted
     runs: int
@@ -36,7 +38,7 @@ def run_backfill_until_complete(
     run_once: Callable[..., BackfillResult] = ensure_transaction_history,
     sleep: Callable[[float], None] = time.sleep,
     **backfill_kwargs: object,
-) -> MonitorOutcome:
+) -> UntilCompleteOutcome:
     """Repeat `ensure_transaction_history` until complete, out of runs, out of time or stalled.
 
     A stall is no new coverage and no new rows for `stall_timeout_seconds`; an exhausted
@@ -95,7 +97,7 @@ def run_backfill_until_complete(
 
 def _done(
     success: bool, reason: str, runs: int, results: list[BackfillResult], target_days: float
-) -> MonitorOutcome:
+) -> UntilCompleteOutcome:
     try:
         write_status_file(
             {"status": "complete" if success else "failed", "monitor_reason": reason,
@@ -104,4 +106,4 @@ def _done(
         )
     except OSError as exc:
         log.warning("could not write the status file: %s", exc)
-    return MonitorOutcome(success, reason, runs, results)
+    return UntilCompleteOutcome(success, reason, runs, results)

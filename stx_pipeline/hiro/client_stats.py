@@ -1,7 +1,7 @@
-"""Transient failures the client retries, and the counters that report them.
+"""The counters one Hiro client keeps: requests, retries, 429s, waits and faults by kind.
 
-Why a separate module: the retry policy (what is transient, how long to wait) is the
-part people tune and test; keeping it apart from the HTTP code keeps both short.
+The retry policy itself (what is transient, how long to wait) is in `client.py`; the
+failure it retries is `errors.TransientError`.
 """
 
 from __future__ import annotations
@@ -9,20 +9,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from typing import Any
-
-
-class TransientError(Exception):
-    """A failure worth another attempt. `kind` feeds the fault counters.
-
-    `wait_seconds` is set when the server said how long to wait (429 retry-after);
-    otherwise the exponential backoff applies. The message is already redacted.
-    """
-
-    def __init__(self, kind: str, message: str, wait_seconds: float | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.wait_seconds = wait_seconds
 
 
 class ClientStats:

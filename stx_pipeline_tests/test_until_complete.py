@@ -1,4 +1,4 @@
-"""The seed's monitor loop: repeat until complete, stop on a stall or a spent quota.
+"""Repeat runs until complete (the seed's monitor loop); stop on a stall or a spent quota.
 
 See docs/architecture.md, "The seed algorithm".
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from stx_pipeline.backfill.monitor import run_backfill_until_complete
+from stx_pipeline.backfill.until_complete import run_backfill_until_complete
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline_tests.exactness import assert_exact
 
