@@ -9,6 +9,7 @@ chain and its ground truth (hiro-api.md §2.1, §4.1).
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -433,3 +434,288 @@ def test_cli_flags_for_the_delayed_410() -> None:
     cfg = config_from_args(parser.parse_args(["--gone-after-requests", "5", "--gone-at", "123"]))
     assert (cfg.gone, cfg.gone_after_requests, cfg.gone_at) == (False, 5, 123.0)
     assert cfg.fault_settings().gone_after_requests == 5
+
+
+# --------------------------------------------------------------------------- the v1 oddities
+# Every oddity the v1 suites exercise exists on the v3 / v2 routes too, behind the same flag.
+
+BLOCKS = "/extended/v2/blocks"
+NOW = 1_780_000_000  # a fixed head: the chain near it is the same whenever the suite runs
+BURN_BLOCKS = "/extended/v2/burn-blocks"
+
+
+@pytest.mark.parametrize("kind", ["500", "502", "503", "truncated", "stall"])
+def test_every_fault_kind_hits_v1_and_v3_alike(make_simulator: MakeSim, kind: str) -> None:
+    sim = make_simulator(fault_rate=1.0, fault_kinds=(kind,), stall_seconds=0.05)
+    answers = {path: get(sim, path, limit=5) for path in (V1, V3, BLOCKS, BURN_BLOCKS)}
+    shapes = {(r.status_code, r.headers["content-type"]) for r in answers.values()}
+    assert len(shapes) == 1, shapes  # the same fault, whatever the route
+    status = answers[V3].status_code
+    if kind in ("500", "502", "503"):
+        assert status == int(kind)
+        assert answers[V3].content == answers[V1].content
+    else:
+        assert status == 200
+        text = answers[V3].text
+        if kind == "truncated":
+            with pytest.raises(ValueError):
+                answers[V3].json()
+            assert text.startswith('{"total":')
+        else:
+            assert answers[V3].json()["limit"] == 5  # a stall answers late, but whole
+    assert sim.stats["faults"] == {kind: 4}
+
+
+def test_wrong_content_type_hits_v3(make_simulator: MakeSim) -> None:
+    sim = make_simulator(wrong_content_type=True)
+    for path in (V1, V3, f"{BLOCKS}/latest"):
+        r = get(sim, path)
+        assert r.status_code == 200 and r.headers["content-type"] == "text/html"
+        assert r.text.startswith("<!DOCTYPE html>")
+
+
+def test_gateway_rate_limit_counts_every_route(make_simulator: MakeSim) -> None:
+    sim = make_simulator(rate_limit_rpm=3)
+    ok = [get(sim, path, limit=1) for path in (V1, V3, BLOCKS)]
+    assert [r.status_code for r in ok] == [200, 200, 200]
+    assert [r.headers["x-ratelimit-remaining-stacks-minute"] for r in ok] == ["2", "1", "0"]
+    for path in (V3, "/extended/v3/blocks/latest/transactions", BURN_BLOCKS, V1):
+        r = get(sim, path, limit=1)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.headers["ratelimit-limit"] == "3" and r.headers["ratelimit-remaining"] == "0"
+    assert sim.stats["responses_429"] == 4
+
+
+def test_malformed_rows_are_the_same_tx_ids_on_v1_and_v3(make_simulator: MakeSim) -> None:
+    sim = make_simulator(malformed_rate=0.1)
+    v1 = [t for off in range(0, 300, 50)
+          for t in get(sim, V1, limit=50, offset=off).json()["results"]]
+    v3: list[dict[str, Any]] = []
+    cursor = None
+    while len(v3) < 300:
+        body = get(sim, V3, limit=50, **({"cursor": cursor} if cursor else {})).json()
+        v3 += body["results"]
+        cursor = body["cursor"]["next"]
+    truth = canonical_desc(sim)[:300]
+    kinds = {t["tx_id"]: sim.malformed_kind(t["tx_id"]) for t in truth}
+    assert len({k for k in kinds.values() if k}) >= 4
+    broken_v1 = {t["tx_id"] for t, want in zip(v1, truth, strict=True)
+                 if t.get("sender_address") is None or t["tx_type"] == "quantum_transfer"
+                 or not isinstance(t["block_height"], int) or t["block_hash"] == "0x"
+                 or not t["fee_rate"].isdigit()}
+    broken_v3 = {s["tx_id"] for s in v3
+                 if "sender" not in s or s["type"] == "quantum_transfer"
+                 or not isinstance(s["block"]["height"], int) or s["block"]["hash"] == "0x"
+                 or not s["fee_rate"].isdigit()}
+    assert broken_v1 == broken_v3 == {tx for tx, k in kinds.items() if k}
+    assert [s["tx_id"] for s in v3] == [t["tx_id"] for t in truth]  # ids stay intact
+
+
+def _walk_pages(sim: Simulator, limit: int, between: Callable[[int], None] | None = None,
+                cursors: list[str] | None = None) -> list[dict[str, Any]]:
+    """Follow `cursor.next` from the top; `between(n)` runs after the n-th page, and each
+    page's `next` is appended to `cursors`."""
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    n = 0
+    while True:
+        r = get(sim, V3, limit=limit, **({"cursor": cursor} if cursor else {}))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        out += body["results"]
+        cursor = body["cursor"]["next"]
+        n += 1
+        if cursor is None:
+            return out
+        if cursors is not None:
+            cursors.append(cursor)
+        if between is not None:
+            between(n)
+
+
+def _position(s: dict[str, Any]) -> tuple[int, int]:
+    return s["block"]["height"], s["block"]["tx_index"]
+
+
+def test_scheduled_reorg_mid_walk_and_the_cursor_goes_down_the_new_fork(
+    make_simulator: MakeSim,
+) -> None:
+    """`reorg_after_requests` fires on v3 requests too. The walk gets no error: rows it
+    read from the orphaned fork stay read, the rest come from the new fork, and only
+    `block.index_hash` (against the v2 block list) tells them apart."""
+    sim = make_simulator(seed=31, history_days=1, tx_per_day=6000,
+                         reorg_after_requests=4, reorg_depth=40, now=NOW)
+    old_tip = sim.tip()
+    nexts: list[str] = []
+    seen = _walk_pages(sim, limit=10, cursors=nexts)
+    assert len(sim.reorgs) == 1 and sim.reorgs[0]["depth"] == 40
+    info = sim.reorgs[0]
+    assert sim.tip()["index_block_hash"] != old_tip["index_block_hash"]
+    positions = [_position(s) for s in seen]
+    assert positions == sorted(positions, reverse=True) and len(set(positions)) == len(seen)
+    before, after = seen[:40], seen[40:]  # four pages were served before the reorg fired
+    truth = canonical_desc(sim)
+    # from the fourth page's (old-fork) cursor on, the walk is exactly the new chain
+    h, _, i = (int(x) for x in nexts[3].split(":"))
+    assert [s["tx_id"] for s in after] == [
+        t["tx_id"] for t in truth if (t["block_height"], t["tx_index"]) <= (h, i)]
+    assert {t["tx_id"] for t in before} - {t["tx_id"] for t in truth}  # orphans were read
+    lo = min(info["from_height"], before[-1]["block"]["height"])
+    blocks = {b["height"]: b for b in _v2_blocks(sim, lo, info["to_height"])}
+    assert all(b["canonical"] for b in blocks.values())
+    stale = [s for s in before if s["block"]["index_hash"] != blocks[s["block"]["height"]][
+        "index_block_hash"]]
+    assert stale and all(s["block"]["height"] >= info["from_height"] for s in stale)
+    assert all(s["block"]["index_hash"] == blocks[s["block"]["height"]]["index_block_hash"]
+               for s in after if s["block"]["height"] in blocks)
+    # the orphaned block is gone from the per-block route
+    assert get(sim, f"/extended/v3/blocks/{stale[0]['block']['index_hash']}/transactions"
+               ).status_code == 404
+
+
+def _v2_blocks(sim: Simulator, lo: int, hi: int) -> list[dict[str, Any]]:
+    """Blocks lo..hi from the v2 list (older pages through prev_cursor)."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = get(sim, BLOCKS, limit=30, **({"cursor": cursor} if cursor else {})).json()
+        out += [b for b in page["results"] if lo <= b["height"] <= hi]
+        cursor = page["prev_cursor"]
+        if cursor is None or page["results"][-1]["height"] <= lo:
+            return out
+
+
+def test_bitcoin_fork_changes_v2_blocks_and_burn_blocks(make_simulator: MakeSim) -> None:
+    sim = make_simulator(seed=32, history_days=1, tx_per_day=6000, now=NOW)
+    before_bb = {b["burn_block_height"]: b
+                 for b in get(sim, BURN_BLOCKS, limit=10).json()["results"]}
+    info = sim.reorg(burn_blocks=3)
+    after_bb = {b["burn_block_height"]: b
+                for b in get(sim, BURN_BLOCKS, limit=10).json()["results"]}
+    assert before_bb.keys() == after_bb.keys()
+    forked = sorted(before_bb)[-3:]
+    for h in sorted(before_bb):
+        old, new = before_bb[h], after_bb[h]
+        if h in forked:  # a replaced burn block: new hash, new header time, new blocks
+            assert new["burn_block_hash"] != old["burn_block_hash"]
+            assert set(new["stacks_blocks"]).isdisjoint(old["stacks_blocks"])
+        else:
+            assert new == old
+    assert any(after_bb[h]["burn_block_time"] != before_bb[h]["burn_block_time"]
+               for h in forked)
+    truth = canonical_desc(sim)
+    for h in forked:
+        rows = [t for t in truth if t["burn_block_height"] == h]
+        assert after_bb[h]["total_tx_count"] == len(rows)
+        assert {t["burn_block_time"] for t in rows} <= {after_bb[h]["burn_block_time"]}
+        one = get(sim, f"{BURN_BLOCKS}/{after_bb[h]['burn_block_hash']}").json()
+        assert one == after_bb[h]
+        assert get(sim, f"{BURN_BLOCKS}/{before_bb[h]['burn_block_hash']}").status_code == 404
+    blocks = _v2_blocks(sim, info["from_height"], info["to_height"])
+    assert len(blocks) == info["depth"]
+    for b in blocks:
+        rows = [t for t in truth if t["block_height"] == b["height"]]
+        assert b["tx_count"] == len(rows)
+        assert b["burn_block_hash"] == after_bb[b["burn_block_height"]]["burn_block_hash"]
+        assert all(t["burn_block_time"] == b["burn_block_time"] for t in rows)
+    # the summaries agree with the block list
+    top = get(sim, V3, limit=50).json()["results"]
+    by_height = {b["height"]: b for b in blocks}
+    forked_rows = [s for s in top if s["block"]["height"] in by_height]
+    assert forked_rows
+    for s in forked_rows:
+        b = by_height[s["block"]["height"]]
+        assert s["block"]["index_hash"] == b["index_block_hash"]
+        assert s["bitcoin_block"] == {"height": b["burn_block_height"],
+                                      "time": b["burn_block_time"]}
+
+
+def test_burn_time_flags_reach_summaries_and_block_lists(make_simulator: MakeSim) -> None:
+    sim = make_simulator(seed=33, history_days=1, tx_per_day=3000,
+                         burn_time_disorder=0.15, burn_time_ahead=0.1, now=NOW)
+    truth = {t["tx_id"]: t for t in canonical_desc(sim)}
+    seen = walk(sim)
+    assert len(seen) == len(truth)
+    for s in seen:
+        t = truth[s["tx_id"]]
+        assert s["bitcoin_block"] == {"height": t["burn_block_height"],
+                                      "time": t["burn_block_time"]}
+    assert any(s["block"]["time"] < s["bitcoin_block"]["time"] for s in seen)  # ahead
+    bbs = [b for off in range(0, 120, 30)
+           for b in get(sim, BURN_BLOCKS, limit=30, offset=off).json()["results"]]
+    times = [b["burn_block_time"] for b in bbs]  # newest first
+    assert any(older > newer for newer, older in itertools.pairwise(times))
+    header = {t["burn_block_height"]: t["burn_block_time"] for t in truth.values()}
+    assert all(b["burn_block_time"] == header[b["burn_block_height"]] for b in bbs)
+    for b in get(sim, BLOCKS, limit=30).json()["results"]:
+        assert b["burn_block_time"] == header[b["burn_block_height"]]
+
+
+def test_busy_tenures_and_blocks_page_exactly(make_simulator: MakeSim) -> None:
+    """Hundreds of transactions under one burn time, blocks above one page."""
+    sim = make_simulator(seed=34, history_days=0.5, tx_per_day=40000, now=NOW)
+    truth = canonical_desc(sim)
+    per_burn = Counter(t["burn_block_time"] for t in truth)
+    busy, count = per_burn.most_common(1)[0]
+    assert count > 300
+    tenure = [t for t in truth if t["burn_block_time"] == busy]
+    lo, hi = tenure[-1]["block_height"], tenure[0]["block_height"]
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = f"{hi}:{TOP}"  # a shard's walk: from the top of hi down to lo
+    while cursor is not None and int(cursor.split(":")[0]) >= lo:
+        body = get(sim, V3, limit=50, cursor=cursor).json()
+        seen += [s for s in body["results"] if s["block"]["height"] >= lo]
+        cursor = body["cursor"]["next"]
+    assert [s["tx_id"] for s in seen] == [t["tx_id"] for t in tenure]
+    assert {s["bitcoin_block"]["time"] for s in seen} == {busy}
+    per_block = Counter(t["block_height"] for t in truth)
+    h, n = per_block.most_common(1)[0]
+    assert n > 50
+    got: list[str] = []
+    cursor = None
+    while True:
+        body = get(sim, f"/extended/v3/blocks/{h}/transactions", limit=20,
+                   **({"cursor": cursor} if cursor else {})).json()
+        assert body["total"] == n
+        got += [s["tx_id"] for s in body["results"]]
+        cursor = body["cursor"]["next"]
+        if cursor is None:
+            break
+    assert got == [t["tx_id"] for t in truth if t["block_height"] == h]
+
+
+def test_empty_blocks_and_quiet_tenures(make_simulator: MakeSim) -> None:
+    sim = make_simulator(seed=35, history_days=1, tx_per_day=300, now=NOW)
+    truth = canonical_desc(sim)
+    blocks = _v2_blocks(sim, 0, 10**9)
+    empty = [b for b in blocks if b["tx_count"] == 0]
+    assert empty, "no empty block in the chain"
+    e = empty[0]
+    body = get(sim, f"/extended/v3/blocks/{e['height']}/transactions").json()
+    assert body == {"total": 0, "limit": 20,
+                    "cursor": {"next": None, "previous": None, "current": None}, "results": []}
+    # a cursor at the top of an empty block starts at the next lower block's newest row
+    below = next(t for t in truth if t["block_height"] < e["height"])
+    first = get(sim, V3, limit=1, cursor=f"{e['height']}:{TOP}").json()["results"]
+    assert first[0]["tx_id"] == below["tx_id"]
+    # quiet tenures: only their tenure change and coinbase
+    per_tenure = Counter(t["burn_block_height"] for t in truth)
+    quiet = [h for h, n in per_tenure.items() if n == 2]
+    assert quiet
+    bb = get(sim, f"{BURN_BLOCKS}/{quiet[0]}").json()
+    assert bb["total_tx_count"] == 2
+    assert [s["tx_id"] for s in walk(sim)] == [t["tx_id"] for t in truth]
+
+
+def test_head_growing_during_a_walk_changes_nothing_below_it(make_simulator: MakeSim) -> None:
+    sim = make_simulator(seed=36, history_days=1, tx_per_day=3000, now=NOW)
+    truth = canonical_desc(sim)
+    totals: list[int] = []
+
+    def grow(_n: int) -> None:
+        sim.advance(900)
+        totals.append(get(sim, V3, limit=1).json()["total"])
+
+    seen = _walk_pages(sim, limit=50, between=grow)
+    assert [s["tx_id"] for s in seen] == [t["tx_id"] for t in truth]
+    assert totals == sorted(totals) and totals[-1] > len(truth)

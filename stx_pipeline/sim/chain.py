@@ -171,6 +171,7 @@ class Chain:
         self.b_time = np.zeros(0, np.int64)
         self.b_tenure = np.zeros(0, np.int64)
         self.b_fork = np.zeros(0, np.int32)
+        self.t_fork: dict[int, int] = {}  # tenure -> Bitcoin forks that replaced its burn block
         self.rows: dict[str, np.ndarray] = {k: np.zeros(0, t) for k, t in _ROW_FIELDS.items()}
         # generation state carried from chunk to chunk
         self._chunks = 0
@@ -433,6 +434,12 @@ class Chain:
 
     def index_block_hash(self, b: int) -> str:
         return "0x" + _h(self.seed, "iblock", b, int(self.b_fork[b]) if b >= 0 else 0).hex()
+
+    def burn_block_hash(self, t: int, what: str = "burn") -> str:
+        """Tenure t's burn block hash (`what="miner"`: its miner txid); a Bitcoin fork that
+        replaced the burn block gives it a new one."""
+        fork = self.t_fork.get(t, 0)
+        return "0x" + (_h(self.seed, what, t, fork) if fork else _h(self.seed, what, t)).hex()
 
     # ------------------------------------------------------------------ visibility, tip
     def visible_rows(self, sim_now: float) -> int:
@@ -715,6 +722,7 @@ class Chain:
         """New header times for the replacement burn blocks t0..t1; rows from `z` on that sit
         in those tenures (not yet visible) follow their tenure."""
         for t in range(t0, t1 + 1):
+            self.t_fork[t] = self.t_fork.get(t, 0) + 1
             prev = self.t_header[max(0, t - 11) : t]
             mtp = int(np.median(prev)) if len(prev) else int(self.t_time[t]) - 1
             self.t_header[t] = max(mtp + 1, int(self.t_time[t]) + int(rng.integers(-300, 301)))

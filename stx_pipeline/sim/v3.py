@@ -20,7 +20,6 @@ The server wraps these answers with the same gateway, fault and header handling 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -181,11 +180,6 @@ def malform_summary(s: dict[str, Any], kind: str) -> dict[str, Any]:
     return bad
 
 
-def _hash(seed: int, *parts: object) -> str:
-    text = ":".join(str(p) for p in (seed, *parts))
-    return "0x" + hashlib.blake2b(text.encode(), digest_size=32).hexdigest()
-
-
 def block_rows(chain: Chain, b: int) -> tuple[int, int]:
     """Row indices [a, z) of block b (every row of a visible block is visible)."""
     blocks = chain.rows["block"]
@@ -196,8 +190,8 @@ def block_json(chain: Chain, b: int) -> dict[str, Any]:
     """A `NakamotoBlock` as `/extended/v2/blocks` lists it."""
     ten = int(chain.b_tenure[b])
     a, z = block_rows(chain, b)
-    bt, burn = int(chain.b_time[b]), int(chain.t_time[ten])
-    seed = chain.seed
+    # burn_block_time is the burn block's header time, as on the block's transactions
+    bt, burn = int(chain.b_time[b]), int(chain.t_header[ten])
     return {
         "canonical": True,
         "height": GENESIS_HEIGHT + b,
@@ -210,9 +204,9 @@ def block_json(chain: Chain, b: int) -> dict[str, Any]:
         "parent_index_block_hash": chain.index_block_hash(b - 1),
         "burn_block_time": burn,
         "burn_block_time_iso": iso(burn),
-        "burn_block_hash": _hash(seed, "burn", ten),
+        "burn_block_hash": chain.burn_block_hash(ten),
         "burn_block_height": GENESIS_BURN_HEIGHT + ten,
-        "miner_txid": _hash(seed, "miner", ten),
+        "miner_txid": chain.burn_block_hash(ten, "miner"),
         "tx_count": z - a,
         "execution_cost_read_count": 3 * (z - a),
         "execution_cost_read_length": 900 * (z - a),
@@ -231,11 +225,11 @@ def burn_block_json(chain: Chain, t: int, tip: int) -> dict[str, Any]:
     _, z = block_rows(chain, last)
     times = [int(chain.b_time[b]) for b in range(first, last + 1)]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-    burn = int(chain.t_time[t])
+    burn = int(chain.t_header[t])
     return {
         "burn_block_time": burn,
         "burn_block_time_iso": iso(burn),
-        "burn_block_hash": _hash(chain.seed, "burn", t),
+        "burn_block_hash": chain.burn_block_hash(t),
         "burn_block_height": GENESIS_BURN_HEIGHT + t,
         "stacks_blocks": [chain.block_hash(b) for b in blocks],
         "avg_block_time": round(sum(gaps) / len(gaps), 2) if gaps else 0,
@@ -282,6 +276,7 @@ class V3Routes:
         sim = self.sim
         now = sim.now()
         sim.chain.ensure_generated(now + 3600)
+        sim._maybe_scheduled_reorg()  # `reorg_after_requests` counts every route, as on v1
         try:
             with sim.chain.lock:
                 if path == V3_TRANSACTIONS:
@@ -467,7 +462,7 @@ class V3Routes:
             t = top if top >= 0 else None
         elif _HASH.match(ident):
             h = ident.lower() if ident.startswith("0x") else "0x" + ident.lower()
-            t = next((x for x in range(top, -1, -1) if _hash(chain.seed, "burn", x) == h), None)
+            t = next((x for x in range(top, -1, -1) if chain.burn_block_hash(x) == h), None)
         else:
             x = int(ident) - GENESIS_BURN_HEIGHT
             t = x if 0 <= x <= top else None
