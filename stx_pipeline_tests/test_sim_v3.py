@@ -719,3 +719,14 @@ def test_head_growing_during_a_walk_changes_nothing_below_it(make_simulator: Mak
     seen = _walk_pages(sim, limit=50, between=grow)
     assert [s["tx_id"] for s in seen] == [t["tx_id"] for t in truth]
     assert totals == sorted(totals) and totals[-1] > len(truth)
+
+
+def test_request_log_is_off_by_default(make_simulator: MakeSim) -> None:
+    plain = make_simulator()
+    get(plain, V3, limit=1)
+    assert plain.request_log == []
+    sim = make_simulator(record_requests=True)
+    get(sim, V3, limit=3, cursor=f"3800100:{TOP}")
+    get(sim, V1, limit=2)
+    assert sim.request_log == [("v3_transactions", {"limit": ["3"], "cursor": [f"3800100:{TOP}"]}),
+                               ("v1_tx", {"limit": ["2"]})]

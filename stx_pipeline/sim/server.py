@@ -106,6 +106,9 @@ class SimConfig:
     reorg_after_requests: int | None = None  # one reorg, fired when this many were served
     reorg_depth: int = 3  # Stacks blocks orphaned by that reorg ...
     reorg_burn_blocks: int = 0  # ... or, when > 0, a Bitcoin fork this many burn blocks deep
+    # keep (route, query) of every Hiro request in `Simulator.request_log` (tests that must
+    # show what a run did not ask for)
+    record_requests: bool = False
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS:
@@ -193,6 +196,7 @@ class Simulator:
             headers=cfg.ratelimit_headers, cost=cfg.ratelimit_cost,
         )
         self._stats = SimStats()
+        self.request_log: list[tuple[str, dict[str, list[str]]]] = []
         self._deprecated_served = 0  # v1 requests answered before any 410 switch
         self._deprecated_lock = threading.Lock()
         self.v3 = V3Routes(self)
@@ -457,6 +461,9 @@ class _Handler(BaseHTTPRequestHandler):
             "access-control-expose-headers": "X-API-Version",
         }
         route = _route_name(path)
+        if sim.config.record_requests:
+            with sim._stats.lock:
+                sim.request_log.append((route, params))
         deprecated = path in DEPRECATED_PATHS and not sim.config.pre_v9
         if deprecated:
             common["warning"] = DEPRECATION_WARNING
