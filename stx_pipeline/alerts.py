@@ -31,26 +31,17 @@ from urllib.parse import urlsplit
 
 import requests
 
-from stx_pipeline.backfill.status import update_status_file
+from stx_pipeline import settings
+from stx_pipeline.backfill.status import default_status_path, update_status_file
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE_ENV = "STX_PIPELINE_STATUS_FILE"
-WEBHOOK_ENV = "STX_PIPELINE_ALERT_WEBHOOK"
-FORMAT_ENV = "STX_PIPELINE_ALERT_FORMAT"
-UI_URL_ENV = "STX_PIPELINE_UI_URL"
-ATTEMPTS_ENV = "STX_PIPELINE_ALERT_ATTEMPTS"
-BACKOFF_ENV = "STX_PIPELINE_ALERT_BACKOFF_SECONDS"
-DEFAULT_STATUS_FILE = Path("data/backfill_status.json")
 # Keep the status file small: old alerts are dropped, newest kept.
 MAX_ALERTS_KEPT = 200
 WEBHOOK_TIMEOUT_SECONDS = 5.0
-DEFAULT_ATTEMPTS = 4
-DEFAULT_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 
 SEVERITIES = ("INFO", "WARN", "ERROR")
-FORMATS = ("auto", "slack", "teams", "generic")
 State = Literal["firing", "resolved"]
 
 # Slack's documented limits, so a long message is cut instead of the whole POST refused.
@@ -78,7 +69,7 @@ class Alert:
 
     def run_url(self, ui_url: str | None = None) -> str | None:
         """The run (else the asset) in the Dagster UI when `$STX_PIPELINE_UI_URL` is set."""
-        base = (ui_url if ui_url is not None else os.environ.get(UI_URL_ENV, "")).strip()
+        base = (ui_url if ui_url is not None else settings.current().ui_url or "").strip()
         if not base:
             return None
         base = base.rstrip("/")
@@ -113,13 +104,10 @@ class Alert:
 
 def detect_format(url: str, setting: str | None = None) -> str:
     """`slack`, `teams` or `generic`: the setting, or for `auto` a guess from the URL's host."""
-    value = (setting if setting is not None else os.environ.get(FORMAT_ENV, "")).strip().lower()
-    value = value or "auto"
-    if value not in FORMATS:
-        raise ValueError(
-            f"{FORMAT_ENV}={value!r} is not one of {', '.join(FORMATS)}; "
-            "set it to the chat tool the webhook belongs to"
-        )
+    if setting is not None and setting.strip():
+        value = settings.parse_value("STX_PIPELINE_ALERT_FORMAT", setting)
+    else:
+        value = settings.current().alert_format if setting is None else "auto"
     if value != "auto":
         return value
     host = (urlsplit(url).hostname or "").lower()
@@ -236,31 +224,20 @@ def webhook_payload(alert: Alert, fmt: str, ui_url: str | None = None) -> dict[s
 # --- delivery -------------------------------------------------------------------------------
 
 
-def _env_number(name: str, default: float, minimum: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value >= minimum else default
-
-
 @dataclass(frozen=True)
 class DeliveryPolicy:
     """How hard to try: attempts, exponential backoff with jitter, per-request timeout."""
 
-    attempts: int = DEFAULT_ATTEMPTS
-    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
+    attempts: int = settings.BY_NAME["STX_PIPELINE_ALERT_ATTEMPTS"].default
+    backoff_seconds: float = settings.BY_NAME["STX_PIPELINE_ALERT_BACKOFF_SECONDS"].default
     max_backoff_seconds: float = MAX_BACKOFF_SECONDS
     timeout: float = WEBHOOK_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(cls, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> DeliveryPolicy:
-        return cls(
-            attempts=int(_env_number(ATTEMPTS_ENV, DEFAULT_ATTEMPTS, 1)),
-            backoff_seconds=_env_number(BACKOFF_ENV, DEFAULT_BACKOFF_SECONDS, 0),
-            timeout=timeout,
-        )
+        current = settings.current()
+        return cls(attempts=current.alert_attempts,
+                   backoff_seconds=current.alert_backoff_seconds, timeout=timeout)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Wait before attempt `attempt + 1`: the server's Retry-After, else 1x, 2x, 4x ..."""
@@ -288,11 +265,8 @@ class AlertDelivery:
 
 
 def status_file_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """The status JSON: explicit path, else `$STX_PIPELINE_STATUS_FILE`, else the default."""
-    if path is not None:
-        return Path(path)
-    env = os.environ.get(STATUS_FILE_ENV)
-    return Path(env) if env else DEFAULT_STATUS_FILE
+    """The status JSON: explicit path, else the one status file (settings.py)."""
+    return Path(path) if path is not None else default_status_path()
 
 
 def record_alert(alert: Alert, path: str | os.PathLike[str] | None = None) -> Path:
@@ -378,10 +352,10 @@ def send_alert(
     except Exception as exc:  # never let bookkeeping break the caller
         delivery.status_file_error = f"{type(exc).__name__}: {exc}"
         log.error("could not record alert in status file: %s", delivery.status_file_error)
-    url = webhook_url if webhook_url is not None else os.environ.get(WEBHOOK_ENV, "").strip()
-    if not url:
-        return delivery
     try:
+        url = webhook_url if webhook_url is not None else settings.current().alert_webhook
+        if not url:
+            return delivery
         fmt = detect_format(url)
         payload = webhook_payload(alert, fmt)
     except Exception as exc:  # a bad setting must not break the caller either

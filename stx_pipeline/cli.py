@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -65,7 +64,7 @@ def _positive_float(text: str) -> float:
 
 def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     """The seed's `time | LEVEL | message` log (docs/architecture.md, "The seed algorithm"),
-    to logs/backfill.log and the console."""
+    to `$STX_PIPELINE_LOG_FILE` (`<project>/logs/backfill.log`) and the console."""
     fmt = logging.Formatter("%(asctime)s | %(levelname)s | %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -75,7 +74,11 @@ def setup_logging(verbose: bool = False, log_file: Path | None = None) -> None:
     console.setFormatter(fmt)
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.addHandler(console)
-    path = log_file or Path(os.environ.get("STX_PIPELINE_LOG_FILE", "logs/backfill.log"))
+    if log_file is None:
+        from stx_pipeline import settings
+
+        log_file = settings.current().log_file
+    path = log_file
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(path)
@@ -180,9 +183,16 @@ def _db_and_api(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    from stx_pipeline import settings
+
+    try:  # every variable, before anything starts: a typo is exit 2 in one line
+        current = settings.current()
+    except settings.SettingError as exc:
+        print(f"stx-pipeline: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(args.verbose, current.log_file)
     try:
-        _settings_defaults(args)
+        _settings_defaults(args, current)
         handler = {
             "backfill": cmd_backfill,
             "status": cmd_status,
@@ -196,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "query": cmd_query,
         }[args.command]
         return handler(args)
-    except UsageError as exc:
+    except (UsageError, settings.SettingError) as exc:
         print(f"stx-pipeline: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -215,17 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _settings_defaults(args: argparse.Namespace) -> None:
+def _settings_defaults(args: argparse.Namespace, current: Any) -> None:
     """Flags left unset take the same settings as the Dagster launches (one target)."""
-    from stx_pipeline import settings
-
-    try:
-        if getattr(args, "days", 0) is None:
-            args.days = settings.target_days()
-        if getattr(args, "max_pages", 0) is None:
-            args.max_pages = settings.max_pages_per_run()
-    except settings.SettingError as exc:
-        raise UsageError(str(exc)) from None
+    if getattr(args, "days", 0) is None:
+        args.days = current.target_days
+    if getattr(args, "max_pages", 0) is None:
+        args.max_pages = current.max_pages
 
 
 # -- backfill ---------------------------------------------------------------------------
@@ -462,12 +467,8 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def default_dashboard_path() -> Path:
-    return Path(os.environ.get("STX_PIPELINE_DASHBOARD", "data/dashboards/wallet_metrics.html"))
-
-
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from stx_pipeline.dashboard import build_dashboard
+    from stx_pipeline.dashboard import build_dashboard, default_dashboard_path
     from stx_pipeline.warehouse.db import open_db
 
     out = Path(args.out) if args.out else default_dashboard_path()
@@ -561,9 +562,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole pipeline offline: simulator, backfill, metrics, dashboard."""
+    from stx_pipeline import settings
     from stx_pipeline.backfill import ensure_transaction_history
     from stx_pipeline.backfill.status import check_backfill_progress
-    from stx_pipeline.dashboard import build_dashboard
+    from stx_pipeline.dashboard import build_dashboard, default_dashboard_path
     from stx_pipeline.hiro.client import HiroClient
     from stx_pipeline.metrics import build_wallet_metrics
     from stx_pipeline.sim import run_simulator
@@ -610,8 +612,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         con.close()
     print(summary.to_markdown())
     print(f"database:  {db.resolve()}")
-    print(f"status:    {Path('data/backfill_status.json').resolve()}")
-    print(f"log:       {Path('logs/backfill.log').resolve()}")
+    print(f"status:    {settings.current().status_file}")
+    print(f"log:       {settings.current().log_file}")
     print(f"dashboard: {Path(dash.path).resolve()}")
     return EXIT_OK if result.complete else EXIT_RESUMABLE
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import yaml
 
+from stx_pipeline import settings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DAGSTER_YAML = PROJECT_ROOT / "dagster.yaml"
 PROJECT_WORKSPACE_YAML = PROJECT_ROOT / "workspace.yaml"
-DEFAULT_DAGSTER_HOME = PROJECT_ROOT / "data" / "dagster"
-DEFAULT_STATUS_FILE = PROJECT_ROOT / "data" / "backfill_status.json"
 # Days of simulated history beyond the backfill target, so the target is reachable.
 HISTORY_MARGIN_DAYS = 2
 STOP_GRACE_SECONDS = 20.0
@@ -94,41 +94,23 @@ def prepare_home(home: Path) -> Path:
 
 
 def pipeline_environment(environ: Mapping[str, str], home: Path, days: int) -> dict[str, str]:
-    """The environment of `dg dev` and every run: one target, absolute file locations."""
-    from stx_pipeline.defs import settings
+    """The environment of `dg dev` and every run: one target, absolute file locations.
 
+    Parsed by settings.py like every entry point: a malformed variable is a SettingError.
+    """
+    current = settings.current(environ)
     env = dict(environ)
     env["DAGSTER_HOME"] = str(home)
     # An explicit STX_PIPELINE_TARGET_DAYS wins over `--days`; either way it is the one
     # target of the button, the sensor and the schedule.
-    env["STX_PIPELINE_TARGET_DAYS"] = str(_positive_int(env.get("STX_PIPELINE_TARGET_DAYS"), days))
-    with _environ(env):
-        env["STX_PIPELINE_DB"] = settings.db_path()
-        env["STX_PIPELINE_DASHBOARD"] = str(settings.dashboard_path())
-    status = env.get("STX_PIPELINE_STATUS_FILE") or str(DEFAULT_STATUS_FILE)
-    env["STX_PIPELINE_STATUS_FILE"] = os.path.abspath(status)
+    explicit = current.explicit("STX_PIPELINE_TARGET_DAYS", environ)
+    env["STX_PIPELINE_TARGET_DAYS"] = str(current.target_days if explicit else days)
+    # Absolute, so a run worker whatever its cwd opens the files the terminal shows.
+    env["STX_PIPELINE_DB"] = str(current.db_path)
+    env["STX_PIPELINE_DASHBOARD"] = str(current.dashboard_path)
+    env["STX_PIPELINE_STATUS_FILE"] = str(current.status_file)
+    env["STX_PIPELINE_EXPORT_DIR"] = str(current.export_dir)
     return env
-
-
-def _positive_int(raw: str | None, default: int) -> int:
-    try:
-        value = int((raw or "").strip())
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-@contextlib.contextmanager
-def _environ(env: Mapping[str, str]) -> Iterator[None]:
-    """`os.environ` replaced by `env` for a moment (settings read the process environment)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @contextlib.contextmanager
@@ -210,7 +192,7 @@ def run_ui(port: int = 3000, sim_port: int = 3999, days: int = 30) -> int:
     """
     _interrupt_on_sigterm()
     # The project's own instance, not a personal ~/.dagster: regenerated from dagster.yaml.
-    home = prepare_home(Path(os.environ.get("STX_PIPELINE_DAGSTER_HOME") or DEFAULT_DAGSTER_HOME))
+    home = prepare_home(settings.current().dagster_home)
     env = pipeline_environment(os.environ, home, days)
     target_days = int(env["STX_PIPELINE_TARGET_DAYS"])
     with contextlib.ExitStack() as stack:

@@ -12,18 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-FRESH_HOURS_ENV = "STX_PIPELINE_FRESH_HOURS"
-DEFAULT_FRESH_HOURS = 6.0
+from stx_pipeline import settings
 
 
 def sla_hours(value: str | None = None) -> float:
-    """`$STX_PIPELINE_FRESH_HOURS` (default 6); a malformed or non-positive value -> default."""
-    raw = (value if value is not None else os.environ.get(FRESH_HOURS_ENV, "")).strip()
-    try:
-        hours = float(raw) if raw else DEFAULT_FRESH_HOURS
-    except ValueError:
-        return DEFAULT_FRESH_HOURS
-    return hours if hours > 0 else DEFAULT_FRESH_HOURS
+    """`value`, else `$STX_PIPELINE_FRESH_HOURS` (default 6); SettingError if malformed."""
+    if value is not None and value.strip():
+        return float(settings.parse_value("STX_PIPELINE_FRESH_HOURS", value))
+    return settings.current().fresh_hours
 
 
 def as_utc(value: Any) -> datetime | None:

@@ -22,12 +22,17 @@ def pipeline_env_names() -> list[str]:
 
 def cli_env(tmp: Path, **overrides: str) -> dict[str, str]:
     """This process's environment without the pipeline's variables, plus: no client-side
-    rate limit (the simulator has its own), and the status file and log inside `tmp`."""
+    rate limit (the simulator has its own), and every file the pipeline writes by default
+    (database, status file, log, dashboard, exports) inside `tmp`, not the checkout's
+    `data/` (defaults are under the project, whatever the cwd: settings.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(PIPELINE_ENV_PREFIXES)}
     env.update(
         HIRO_RPM="0",
         STX_PIPELINE_STATUS_FILE=str(tmp / "status.json"),
         STX_PIPELINE_LOG_FILE=str(tmp / "backfill.log"),
+        STX_PIPELINE_DB=str(tmp / "wallet_metrics.duckdb"),
+        STX_PIPELINE_DASHBOARD=str(tmp / "wallet_metrics.html"),
+        STX_PIPELINE_EXPORT_DIR=str(tmp / "exports"),
     )
     env.update(overrides)
     return env

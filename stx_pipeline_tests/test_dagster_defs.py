@@ -23,6 +23,7 @@ from stx_pipeline.devserver import (
     write_instance_yaml,
 )
 from stx_pipeline.metrics.sql import METRICS_TABLES
+from stx_pipeline.settings import SettingError
 
 ASSETS = {"transactions", "dashboard", "transactions_parquet", *METRICS_TABLES}
 # The six warehouse checks are one step; `source_not_deprecated` reads only the event log.
@@ -208,13 +209,13 @@ def test_ui_home_and_environment_are_absolute(tmp_path: Path) -> None:
     assert env["DAGSTER_HOME"] == str(home)
     for key in ("STX_PIPELINE_DB", "STX_PIPELINE_STATUS_FILE", "STX_PIPELINE_DASHBOARD"):
         assert Path(env[key]).is_absolute(), key
-    # An explicit setting wins over `--days`; a bad one falls back to it.
+    # An explicit setting wins over `--days`; a malformed one is an error, not `--days`
+    # (it used to fall back silently: the UI would then backfill another target).
     assert pipeline_environment({"STX_PIPELINE_TARGET_DAYS": "60"}, home, 30)[
         "STX_PIPELINE_TARGET_DAYS"
     ] == "60"
-    assert pipeline_environment({"STX_PIPELINE_TARGET_DAYS": "x"}, home, 30)[
-        "STX_PIPELINE_TARGET_DAYS"
-    ] == "30"
+    with pytest.raises(SettingError, match="STX_PIPELINE_TARGET_DAYS='x' is not a whole"):
+        pipeline_environment({"STX_PIPELINE_TARGET_DAYS": "x"}, home, 30)
 
 
 def test_dashboard_is_served_for_the_ui_link(tmp_path: Path) -> None:

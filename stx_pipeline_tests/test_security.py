@@ -207,9 +207,8 @@ def test_api_key_appears_in_no_output_file_or_table(tmp_path: Path) -> None:
 def test_api_key_not_in_dagster_event_log_or_storage(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import dagster as dg
-    from dagster_duckdb import DuckDBResource
 
-    from stx_pipeline.defs.resources import HiroResource
+    from stx_pipeline.defs.resources import HiroResource, WarehouseResource
     from stx_pipeline.defs.transactions.assets import TransactionsConfig, transactions
 
     monkeypatch.setenv("HIRO_API_KEY", API_KEY)
@@ -225,7 +224,7 @@ def test_api_key_not_in_dagster_event_log_or_storage(tmp_path: Path,
                             max_attempts=2)
         result = dg.materialize(
             [transactions], instance=instance,
-            resources={"hiro": hiro, "duckdb": DuckDBResource(database=str(db))},
+            resources={"hiro": hiro, "duckdb": WarehouseResource(database=str(db))},
             run_config=dg.RunConfig(ops={"transactions": TransactionsConfig(target_days=1)}),
         )
         assert result.success
@@ -289,7 +288,7 @@ def test_webhook_url_is_never_written_to_disk(tmp_path: Path) -> None:
     path, payload = ok.paths[0], ok.received[0]
     assert path == f"/{HOOK_SECRET}"
     assert payload["check"] == "no_gaps" and payload["severity"] == "ERROR"
-    assert len(failing.received) == alerts.DEFAULT_ATTEMPTS  # retried, then given up
+    assert len(failing.received) == alerts.DeliveryPolicy().attempts  # retried, then given up
     # all three alerts were recorded and logged, none with the URL
     stored = json.loads(status_file.read_text())
     assert [a["message"] for a in stored["alerts"]] == ["alert 0", "alert 1", "alert 2"]

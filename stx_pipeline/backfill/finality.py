@@ -18,8 +18,9 @@ final once a later run verifies it past the horizon (docs/architecture.md, "Fina
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from stx_pipeline import settings
 
 # Bitcoin consensus: a block header may be at most 2 h ahead of the network-adjusted time.
 MAX_FUTURE_DRIFT_SECONDS = 7200
@@ -30,8 +31,9 @@ BURN_BLOCK_SECONDS = 600
 class FinalityRules:
     """The stated assumptions behind the horizon (defaults: 1 h lag, 6 burn blocks)."""
 
-    mtp_lag_seconds: int = 3600  # how far behind the tip the median of 11 blocks lies
-    reorg_depth_burn_blocks: int = 6  # the deepest Bitcoin fork planned for
+    # how far behind the tip the median of 11 blocks lies
+    mtp_lag_seconds: int = settings.DEFAULT_MTP_LAG_SECONDS
+    reorg_depth_burn_blocks: int = settings.DEFAULT_REORG_DEPTH  # the deepest fork planned for
 
     def __post_init__(self) -> None:
         if self.mtp_lag_seconds < 0 or self.reorg_depth_burn_blocks < 0:
@@ -52,20 +54,6 @@ class FinalityRules:
 
     @classmethod
     def from_env(cls) -> FinalityRules:
-        """$STX_PIPELINE_FINALITY_MTP_LAG_SECONDS and $STX_PIPELINE_REORG_DEPTH, one-line errors."""
-        values: dict[str, int] = {}
-        for env, field in (
-            ("STX_PIPELINE_FINALITY_MTP_LAG_SECONDS", "mtp_lag_seconds"),
-            ("STX_PIPELINE_REORG_DEPTH", "reorg_depth_burn_blocks"),
-        ):
-            raw = os.environ.get(env, "").strip()
-            if not raw:
-                continue
-            try:
-                value = int(raw)
-            except ValueError:
-                value = -1
-            if value < 0:
-                raise ValueError(f"{env}={raw!r} is not a whole number >= 0; fix or unset it")
-            values[field] = value
-        return cls(**values)
+        """$STX_PIPELINE_FINALITY_MTP_LAG_SECONDS and $STX_PIPELINE_REORG_DEPTH (settings.py)."""
+        current = settings.current()
+        return cls(current.finality_mtp_lag_seconds, current.reorg_depth)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from typing import Any
 
 import duckdb
 
+from stx_pipeline import settings
 from stx_pipeline.backfill import quota
 from stx_pipeline.backfill.coverage import ledger_coverage
 from stx_pipeline.backfill.finality import FinalityRules
@@ -52,7 +52,6 @@ from stx_pipeline.warehouse.readers import SnapshotPublisher
 log = logging.getLogger("stx_pipeline.backfill")
 
 PAGE_LIMIT = 50
-BACKFILL_MEMORY_LIMIT = "64MB"
 DEFAULT_MAX_PAGES = 10_000
 # Settle passes after the fill: each re-verifies the provisional span; a chain that keeps
 # changing it for this many passes ends the run "chain_unsettled" (resumable).
@@ -249,8 +248,7 @@ class _Run:
             self.finality.span_seconds / 3600,
         )
         # The writer only needs the blocks it touches: a small cache keeps memory flat.
-        con = open_db(self.db_path, memory_limit=os.environ.get(
-            "STX_PIPELINE_BACKFILL_MEMORY_LIMIT", BACKFILL_MEMORY_LIMIT))
+        con = open_db(self.db_path, memory_limit=settings.current().backfill_memory_limit)
         writer: WindowWriter | None = None
         snapshots = SnapshotPublisher(con, self.db_path)  # readers never wait for this run
         try:

@@ -20,18 +20,19 @@ from typing import Any
 
 import duckdb
 
+from stx_pipeline import settings
 from stx_pipeline.backfill.coverage import judged_lower, ledger_coverage
 from stx_pipeline.backfill.quota import read as read_quota
 from stx_pipeline.warehouse.db import WarehouseLocked, connect, resolve_db_path
 
-DEFAULT_STATUS_PATH = Path("data/backfill_status.json")
 # Keys other writers own (the alert sensor; the API notice written after each run, see
 # api_notice.py): a backfill's status update keeps them.
 PRESERVED_KEYS = ("alerts", "last_alert", "api")
 
 
 def default_status_path() -> Path:
-    return Path(os.environ.get("STX_PIPELINE_STATUS_FILE") or DEFAULT_STATUS_PATH)
+    """`$STX_PIPELINE_STATUS_FILE`, else `<project>/data/backfill_status.json` (settings.py)."""
+    return settings.current().status_file
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 import duckdb
 import plotly.offline
 
+from stx_pipeline import settings
 from stx_pipeline.backfill.quota import read as read_quota
 from stx_pipeline.dashboard.charts import CHART_BUILDERS, Chart
 from stx_pipeline.metrics import MetricsSummary, build_wallet_metrics, metrics_tables_exist
@@ -28,8 +28,8 @@ DEFAULT_TITLE = "Stacks wallet metrics"
 
 
 def default_dashboard_path() -> Path:
-    """`$STX_PIPELINE_DASHBOARD` or data/dashboards/wallet_metrics.html (cwd-relative)."""
-    return Path(os.environ.get("STX_PIPELINE_DASHBOARD", "data/dashboards/wallet_metrics.html"))
+    """`$STX_PIPELINE_DASHBOARD`, else `<project>/data/dashboards/wallet_metrics.html`."""
+    return settings.current().dashboard_path
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,23 @@
-"""Environment-driven settings of the Dagster layer, read at call time.
+"""The Dagster layer's view of the settings: names of its objects, and one function per
+decision it takes from the environment.
 
-Read lazily (not at import) so that tests and `devserver` can set the environment
-after the definitions module has been imported. One function per decision: every way to
-launch `transactions` (Materialize button, sensor, schedule) takes its target from
-`default_target_days()`, and every job that writes the warehouse its tags from
+Every value comes from `stx_pipeline/settings.py` (one strict parser: a malformed variable
+is a one-line SettingError, raised when the definitions load, never a silent default).
+Read at call time so that tests and `devserver` can set the environment after import.
+Every way to launch `transactions` (Materialize button, sensor, schedule) takes its target
+from `default_target_days()`, and every job that writes the warehouse its tags from
 `writer_run_tags()`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from stx_pipeline import settings as core_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB_RELATIVE = Path("data/cache/wallet_metrics.duckdb")
-DEFAULT_DASHBOARD_RELATIVE = Path("data/dashboards/wallet_metrics.html")
-DEFAULT_EXPORT_RELATIVE = Path("data/exports/transactions_parquet")
 DEFAULT_TARGET_DAYS = core_settings.DEFAULT_TARGET_DAYS
 DEFAULT_MAX_PAGES = core_settings.DEFAULT_MAX_PAGES
+EXPORT_FOLDER = "transactions_parquet"
 
 TRANSACTIONS_KEY = "transactions"
 BACKFILL_JOB_NAME = "transactions_backfill_job"
@@ -31,76 +29,51 @@ WRITER_TAG = "stx_pipeline/writer"
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 
 
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
-    """An integer env var; a malformed or too small value falls back to the default."""
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = int(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value >= minimum else default
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value > 0 else default
+def _current() -> core_settings.Settings:
+    return core_settings.current()
 
 
 def db_path() -> str:
-    """DuckDB file: `$STX_PIPELINE_DB` (relative to cwd) or `<repo>/data/cache/...`."""
-    env = os.environ.get("STX_PIPELINE_DB", "").strip()
-    if env:
-        return os.path.abspath(env)
-    return str(PROJECT_ROOT / DEFAULT_DB_RELATIVE)
+    """The DuckDB file (`$STX_PIPELINE_DB`; the rule for paths is in settings.py)."""
+    return str(_current().db_path)
 
 
 def dashboard_path() -> Path:
-    """`$STX_PIPELINE_DASHBOARD` or `<repo>/data/dashboards/wallet_metrics.html`."""
-    env = os.environ.get("STX_PIPELINE_DASHBOARD", "").strip()
-    if env:
-        return Path(env).resolve()
-    return PROJECT_ROOT / DEFAULT_DASHBOARD_RELATIVE
+    """The dashboard file (`$STX_PIPELINE_DASHBOARD`)."""
+    return _current().dashboard_path
 
 
 def export_path() -> Path:
-    """The Parquet export asset's folder: `$STX_PIPELINE_EXPORT_DIR` or
-    `<repo>/data/exports/transactions_parquet`."""
-    env = os.environ.get("STX_PIPELINE_EXPORT_DIR", "").strip()
-    return Path(env).resolve() if env else PROJECT_ROOT / DEFAULT_EXPORT_RELATIVE
+    """The Parquet export asset's folder: `transactions_parquet` in `$STX_PIPELINE_EXPORT_DIR`."""
+    return _current().export_dir / EXPORT_FOLDER
 
 
 def dashboard_url() -> str:
     """Where a browser opens the dashboard: `$STX_PIPELINE_DASHBOARD_URL` (set by
     `stx-pipeline ui`, which serves the file) or the file's own `file://` URI."""
-    return os.environ.get("STX_PIPELINE_DASHBOARD_URL", "").strip() or dashboard_path().as_uri()
+    return _current().dashboard_url or dashboard_path().as_uri()
 
 
 def sensor_interval_seconds() -> int:
-    return _env_int("STX_PIPELINE_SENSOR_INTERVAL", 60)
+    return _current().sensor_interval_seconds
 
 
 def stall_runs() -> int:
-    return _env_int("STX_PIPELINE_STALL_RUNS", 3)
+    return _current().stall_runs
 
 
 def refresh_cron() -> str:
-    return os.environ.get("STX_PIPELINE_REFRESH_CRON", "").strip() or "0 3 * * *"
+    return _current().refresh_cron
 
 
 def fresh_hours() -> float:
     """The freshness SLA in hours (`STX_PIPELINE_FRESH_HOURS`, 6), shared with the CLI."""
-    from stx_pipeline.health import sla_hours
-
-    return sla_hours()
+    return _current().fresh_hours
 
 
 def fresh_interval_seconds() -> int:
     """How often `freshness_sensor` looks at the newest block_time (300 s)."""
-    return _env_int("STX_PIPELINE_FRESH_INTERVAL", 300)
+    return _current().fresh_interval_seconds
 
 
 def max_runtime_seconds() -> int:
@@ -112,12 +85,12 @@ def max_runtime_seconds() -> int:
     dashboard: a run that takes longer is hung, and run monitoring fails it so the queue
     behind the pool moves on.
     """
-    explicit = _env_int("STX_PIPELINE_MAX_RUNTIME_SECONDS", 0, minimum=1)
-    if explicit:
-        return explicit
-    plan = 500 if os.environ.get("HIRO_API_KEY") else 25
-    rpm = min(plan, _env_int("HIRO_RPM", plan))
-    return int(2 * max_pages_per_run() / rpm * 60) + 1800
+    current = _current()
+    if current.max_runtime_seconds is not None:
+        return current.max_runtime_seconds
+    plan = 500 if current.hiro_api_key else 25
+    rpm = min(plan, current.hiro_rpm) if current.hiro_rpm else plan
+    return int(2 * current.max_pages / rpm * 60) + 1800
 
 
 def default_target_days() -> int:
@@ -132,7 +105,7 @@ def max_pages_per_run() -> int:
 
 def progress_interval_seconds() -> float:
     """How often a running backfill records its progress in Dagster (default 10 s)."""
-    return _env_float("STX_PIPELINE_PROGRESS_SECONDS", 10.0)
+    return _current().progress_seconds
 
 
 def writer_run_tags() -> dict[str, str]:
@@ -152,10 +125,9 @@ def writer_run_tags() -> dict[str, str]:
 
 def audit_cron() -> str:
     """The weekly audit of sealed history (Sundays 04:00 UTC by default)."""
-    return os.environ.get("STX_PIPELINE_AUDIT_CRON", "").strip() or "0 4 * * 0"
+    return _current().audit_cron
 
 
 def audit_sample() -> int | None:
     """Sealed windows the audit checks at random; unset: all of them."""
-    raw = os.environ.get("STX_PIPELINE_AUDIT_SAMPLE", "").strip()
-    return _env_int("STX_PIPELINE_AUDIT_SAMPLE", 1) if raw else None
+    return _current().audit_sample

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from stx_pipeline import settings
 from stx_pipeline.warehouse.schema import (
     ALL_DDL,
     SCHEMA_VERSION,
@@ -22,7 +23,6 @@ from stx_pipeline.warehouse.schema import (
     TRANSACTIONS_DDL,
 )
 
-DEFAULT_DB_PATH = Path("data/cache/wallet_metrics.duckdb")
 OUR_TABLES = {
     "transactions",
     "coverage_ledger",
@@ -42,7 +42,8 @@ class WarehouseLocked(WarehouseError):
 
 
 def default_db_path() -> Path:
-    return Path(os.environ.get("STX_PIPELINE_DB") or DEFAULT_DB_PATH)
+    """`$STX_PIPELINE_DB`, else `<project>/data/cache/wallet_metrics.duckdb` (settings.py)."""
+    return settings.current().db_path
 
 
 def resolve_db_path(db_path: str | os.PathLike[str] | None) -> Path:
@@ -89,7 +90,7 @@ def connect(
     """Open the file, waiting up to `lock_timeout` seconds for another process's lock."""
     path = resolve_db_path(db_path)
     if lock_timeout is None:
-        lock_timeout = float(os.environ.get("STX_PIPELINE_LOCK_TIMEOUT", "30"))
+        lock_timeout = settings.current().lock_timeout_seconds
     if read_only and not path.exists():
         raise WarehouseError(f"no database at {path} yet; run a backfill first")
     if not read_only:
@@ -121,24 +122,15 @@ def connect(
             raise WarehouseError(f"cannot open database {path}: {_first_line(exc)}") from None
 
 
-DEFAULT_MEMORY_LIMIT = "3GB"
-_MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
-
-
 def memory_limit_setting(value: str | None = None) -> str:
     """DuckDB's memory cap: explicit, else $STX_PIPELINE_DUCKDB_MEMORY_LIMIT, else 3GB.
 
     DuckDB's own default is 80% of RAM; a cap keeps metrics over 10M rows under 4 GB of
     RSS (DuckDB spills to disk beyond it) and lets several processes share a machine.
     """
-    limit = (value or os.environ.get("STX_PIPELINE_DUCKDB_MEMORY_LIMIT") or
-             DEFAULT_MEMORY_LIMIT).strip()
-    if not _MEMORY_RE.match(limit):
-        raise WarehouseError(
-            f"memory limit {limit!r} is not a size like 512MB or 3GB;"
-            " fix STX_PIPELINE_DUCKDB_MEMORY_LIMIT"
-        )
-    return limit
+    if value:
+        return str(settings.parse_value("STX_PIPELINE_DUCKDB_MEMORY_LIMIT", value))
+    return settings.current().memory_limit
 
 
 def open_db(

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import duckdb
 
+from stx_pipeline import settings
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
 
 FORMATS = ("parquet", "csv")
-DEFAULT_EXPORT_DIR = Path("data/exports")
 # A standard principal (S + version + c32 hash, 40-41 chars) with an optional contract name.
 _PRINCIPAL_RE = re.compile(r"^S[0-9A-Z]{38,41}(\.[A-Za-z][A-Za-z0-9_-]{0,127})?$")
 _DAY_DIR_RE = re.compile(r"^day=\d{4}-\d{2}-\d{2}$")
@@ -55,7 +55,7 @@ def default_out(fmt: str, since: date, until: date, address: str | None = None) 
     name = f"transactions_{since.isoformat()}_{until.isoformat()}"
     if address:
         name += f"_{address.replace('.', '_')}"
-    return DEFAULT_EXPORT_DIR / (name + (".csv" if fmt == "csv" else ""))
+    return settings.current().export_dir / (name + (".csv" if fmt == "csv" else ""))
 
 
 def selection_sql(include_orphaned: bool, address: str | None) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from stx_pipeline import settings
 from stx_pipeline.warehouse.db import (
     WarehouseError,
     _first_line,
@@ -35,7 +36,6 @@ from stx_pipeline.warehouse.db import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SUFFIX = ".read"
-DEFAULT_PUBLISH_SECONDS = 30.0
 
 
 def snapshot_path(db_path: str | os.PathLike[str] | None = None) -> Path:
@@ -46,16 +46,7 @@ def snapshot_path(db_path: str | os.PathLike[str] | None = None) -> Path:
 
 def publish_seconds() -> float:
     """How often a writer publishes: `$STX_PIPELINE_READ_SNAPSHOT_SECONDS` (30)."""
-    raw = os.environ.get("STX_PIPELINE_READ_SNAPSHOT_SECONDS", "").strip()
-    try:
-        value = float(raw) if raw else DEFAULT_PUBLISH_SECONDS
-    except ValueError:
-        raise WarehouseError(
-            f"STX_PIPELINE_READ_SNAPSHOT_SECONDS={raw!r} is not a number of seconds"
-        ) from None
-    if value <= 0:
-        raise WarehouseError("STX_PIPELINE_READ_SNAPSHOT_SECONDS must be > 0")
-    return value
+    return settings.current().read_snapshot_seconds
 
 
 def _replace_atomically(source: Path, target: Path) -> None:
