@@ -10,10 +10,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
 from stx_pipeline.defs.metrics.assets import dashboard, wallet_metrics
-from stx_pipeline.defs.resources import HiroResource
+from stx_pipeline.defs.resources import HiroResource, WarehouseResource
 from stx_pipeline.defs.transactions import checks
 from stx_pipeline.defs.transactions.assets import TransactionsConfig, transactions
 from stx_pipeline.metrics.sql import METRICS_TABLES
@@ -37,7 +36,7 @@ def only(*names: str) -> dg.AssetSelection:
 def resources(sim: Simulator, db: Path) -> dict[str, Any]:
     return {
         "hiro": HiroResource(base_url=sim.url, max_attempts=2),
-        "duckdb": DuckDBResource(database=str(db)),
+        "duckdb": WarehouseResource(database=str(db)),
     }
 
 

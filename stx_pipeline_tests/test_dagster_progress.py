@@ -14,9 +14,8 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from dagster_duckdb import DuckDBResource
 
-from stx_pipeline.defs.resources import HiroResource
+from stx_pipeline.defs.resources import HiroResource, WarehouseResource
 from stx_pipeline.defs.transactions.assets import TransactionsConfig, transactions
 from stx_pipeline.sim import Simulator
 
@@ -71,7 +70,7 @@ def test_observations_with_coverage_and_rows_are_recorded_during_the_run(
     sim = make_simulator(history_days=3, tx_per_day=3000, latency_ms=80)
     resources = {
         "hiro": HiroResource(base_url=sim.url, requests_per_minute=RPM, max_attempts=2),
-        "duckdb": DuckDBResource(database=str(tmp_path / "wallet_metrics.duckdb")),
+        "duckdb": WarehouseResource(database=str(tmp_path / "wallet_metrics.duckdb")),
     }
     config = dg.RunConfig(ops={"transactions": TransactionsConfig(target_days=TARGET_DAYS)})
     with dg.instance_for_test() as instance:

@@ -172,16 +172,16 @@ def test_the_core_refuses_to_delete_a_foreign_folder(loaded, tmp_path):
 
 def test_dagster_asset_exports_the_whole_history_by_day(loaded, tmp_path, monkeypatch):
     import dagster as dg
-    from dagster_duckdb import DuckDBResource
 
     from stx_pipeline.defs.exports.assets import transactions_parquet
+    from stx_pipeline.defs.resources import WarehouseResource
 
     _, db, _ = loaded
     out = tmp_path / "asset_export"
     monkeypatch.setenv("STX_PIPELINE_EXPORT_DIR", str(out))
     with dg.instance_for_test() as instance:
         result = dg.materialize([transactions_parquet], instance=instance,
-                                resources={"duckdb": DuckDBResource(database=str(db))})
+                                resources={"duckdb": WarehouseResource(database=str(db))})
     assert result.success
     table = _table_counts(db, date(1970, 1, 1), date(2999, 1, 1))
     assert _parquet_counts(out) == table

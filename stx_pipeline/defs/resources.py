@@ -1,4 +1,4 @@
-"""Resources shared by every domain (the Hiro API client factory, the DuckDB file) and the
+"""Resources shared by every domain (the Hiro API client factory, the warehouse) and the
 default executor of every job, including the one behind the Materialize button."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
+from stx_pipeline import settings as core_settings
 from stx_pipeline.defs import settings
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.hiro.factory import client_from_env
-from stx_pipeline.warehouse.db import connect, memory_limit_setting
+from stx_pipeline.warehouse.db import open_db
 
-DEFAULT_HIRO_URL = "https://api.hiro.so"
+DEFAULT_HIRO_URL = core_settings.DEFAULT_HIRO_URL
 
 
 class HiroResource(dg.ConfigurableResource):
@@ -31,7 +31,7 @@ class HiroResource(dg.ConfigurableResource):
 
     def resolved_base_url(self) -> str:
         """Explicit config, else `$HIRO_API_URL`, else the public Hiro API."""
-        return self.base_url or os.environ.get("HIRO_API_URL", "").strip() or DEFAULT_HIRO_URL
+        return self.base_url or core_settings.current().hiro_api_url
 
     def get_client(self) -> HiroClient:
         """The same client the CLI builds (hiro/factory.py); unset fields: the environment."""
@@ -45,22 +45,37 @@ class HiroResource(dg.ConfigurableResource):
         )
 
 
-@contextmanager
-def read_only_connection(
-    database: str, timeout_seconds: float = 30.0
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short read-only connection to the warehouse file, through the one opener
-    (`warehouse.db.connect`: bounded wait while a writer holds the file, one-line errors)."""
-    con = connect(database, read_only=True, lock_timeout=timeout_seconds)
-    try:
-        yield con
-    finally:
-        con.close()
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse, opened only through `warehouse/db.py` like the CLI opens it.
+
+    Why not dagster-duckdb's `DuckDBResource`: it opened the file with its own lock-retry
+    policy and no schema check, so a check could read a file of a newer schema, or a
+    metrics run create tables in a foreign file. Here every connection waits for a lock
+    the bounded time the core does (`STX_PIPELINE_LOCK_TIMEOUT`), names the holder in one
+    line, refuses foreign or newer files and migrates older ones (`open_db`).
+    """
+
+    database: str
+    memory_limit: str | None = None  # None: `$STX_PIPELINE_DUCKDB_MEMORY_LIMIT` (3GB)
+
+    @contextmanager
+    def get_connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one step, closed after it."""
+        if read_only and not os.path.exists(self.database):
+            raise dg.Failure(
+                f"DuckDB file {self.database} does not exist yet: materialize "
+                "`transactions` first"
+            )
+        con = open_db(self.database, read_only=read_only, memory_limit=self.memory_limit)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def _optional_env(name: str) -> dg.EnvVar | None:
     """`dg.EnvVar` only when set: an unset EnvVar is a config error, the key is optional."""
-    return dg.EnvVar(name) if os.environ.get(name) else None
+    return dg.EnvVar(name) if core_settings.current().explicit(name) else None
 
 
 @dg.definitions
@@ -72,9 +87,6 @@ def resources() -> dg.Definitions:
         executor=dg.in_process_executor,
         resources={
             "hiro": HiroResource(api_key=_optional_env("HIRO_API_KEY")),
-            "duckdb": DuckDBResource(
-                database=settings.db_path(),
-                connection_config={"memory_limit": memory_limit_setting()},
-            ),
+            "duckdb": WarehouseResource(database=settings.db_path()),
         }
     )

@@ -9,10 +9,10 @@ consumer needs a fresh copy, or pass `since`/`until` for a slice.
 from datetime import date
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from stx_pipeline.defs import settings
+from stx_pipeline.defs.resources import WarehouseResource
 
 
 class ParquetExportConfig(dg.Config):
@@ -30,7 +30,7 @@ class ParquetExportConfig(dg.Config):
     "(hive style: day=YYYY-MM-DD/), in $STX_PIPELINE_EXPORT_DIR.",
 )
 def transactions_parquet(
-    context: dg.AssetExecutionContext, config: ParquetExportConfig, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, config: ParquetExportConfig, duckdb: WarehouseResource
 ) -> dg.MaterializeResult:
     from stx_pipeline.warehouse.export import data_span, export_transactions, parse_day
     from stx_pipeline.warehouse.readers import connect_readonly

@@ -18,9 +18,9 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from stx_pipeline.defs import settings
+from stx_pipeline.defs.resources import WarehouseResource
 from stx_pipeline.metrics.build import MetricsSummary
 from stx_pipeline.metrics.sql import METRICS_TABLES
 
@@ -177,7 +177,7 @@ def build_metadata(summary: MetricsSummary) -> dict[str, Any]:
     description="Recompute every `metrics_*` table from `transactions` in one transaction.",
 )
 def wallet_metrics(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource
 ) -> Iterator[dg.MaterializeResult]:
     from stx_pipeline.metrics import build_wallet_metrics
 
@@ -213,7 +213,7 @@ def latest_kpis(instance: dg.DagsterInstance) -> dict[str, Any]:
     description="Self-contained HTML dashboard of the wallet metrics (plotly embedded); "
     "`open` in its metadata links to it.",
 )
-def dashboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def dashboard(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> dg.MaterializeResult:
     from stx_pipeline.dashboard import build_dashboard
 
     out_path = settings.dashboard_path()

@@ -11,13 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 from pydantic import Field, field_validator
 
 from stx_pipeline.backfill import BackfillResult, StopReason, ensure_transaction_history
 from stx_pipeline.backfill.api_notice import record_api_notice
 from stx_pipeline.defs import settings
-from stx_pipeline.defs.resources import HiroResource
+from stx_pipeline.defs.resources import HiroResource, WarehouseResource
 from stx_pipeline.defs.transactions.progress import ProgressReporter
 from stx_pipeline.defs.transactions.source_checks import api_metadata, deprecation_message
 
@@ -177,7 +176,7 @@ def transactions(
     context: dg.AssetExecutionContext,
     config: TransactionsConfig,
     hiro: HiroResource,
-    duckdb: DuckDBResource,
+    duckdb: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Run `ensure_transaction_history`; early stops succeed, an API error fails the run."""
     context.log.info(

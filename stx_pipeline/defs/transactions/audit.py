@@ -10,11 +10,10 @@ windows and rows that drifted, which the alert sensor sends on.
 from __future__ import annotations
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from stx_pipeline.backfill.audit import audit_sealed_history
 from stx_pipeline.defs import settings
-from stx_pipeline.defs.resources import HiroResource
+from stx_pipeline.defs.resources import HiroResource, WarehouseResource
 
 AUDIT_CHECK_NAME = "sealed_history_matches_api"
 
@@ -32,7 +31,7 @@ AUDIT_CHECK_NAME = "sealed_history_matches_api"
     ),
 )
 def sealed_history_matches_api(
-    hiro: HiroResource, duckdb: DuckDBResource
+    hiro: HiroResource, duckdb: WarehouseResource
 ) -> dg.AssetCheckResult:
     client = hiro.get_client()
     try:

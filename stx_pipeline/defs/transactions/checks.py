@@ -8,21 +8,18 @@ or rejected rows are worth a look but not a stop (WARN).
 """
 
 import math
-import os
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import duckdb
-from dagster_duckdb import DuckDBResource
 
 from stx_pipeline.backfill.coverage import count_gap_problems, find_ledger_gaps, ledger_windows
 from stx_pipeline.backfill.status import progress_from_db
 from stx_pipeline.defs import settings
-from stx_pipeline.defs.resources import read_only_connection
+from stx_pipeline.defs.resources import WarehouseResource
 
 TRANSACTIONS = dg.AssetKey(settings.TRANSACTIONS_KEY)
 MAX_SAMPLES = 10
@@ -41,17 +38,6 @@ def target_days_of(latest: dict[str, Any]) -> int:
     """The target of the latest run (checks have no config of their own), else the setting."""
     value = latest.get("target_days")
     return int(value) if isinstance(value, int | float) else settings.default_target_days()
-
-
-@contextmanager
-def _warehouse(duckdb_resource: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    if not os.path.exists(duckdb_resource.database):
-        raise dg.Failure(
-            f"DuckDB file {duckdb_resource.database} does not exist yet: materialize "
-            "`transactions` first"
-        )
-    with read_only_connection(duckdb_resource.database) as con:
-        yield con
 
 
 @dataclass(frozen=True)
@@ -324,7 +310,7 @@ CHECK_SPECS = [
     description="The data-quality checks of `transactions`, on one read-only connection.",
 )
 def transactions_checks(
-    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+    context: dg.AssetCheckExecutionContext, duckdb: WarehouseResource
 ) -> Iterable[dg.AssetCheckResult]:
     selected = {key.name for key in context.selected_asset_check_keys}
     latest = latest_transactions_metadata(context.instance)
@@ -333,7 +319,7 @@ def transactions_checks(
         claims_complete=bool(latest.get("complete")),
         now=datetime.now(UTC),
     )
-    with _warehouse(duckdb) as con:
+    with duckdb.get_connection(read_only=True) as con:
         for name, (_, _, evaluate) in CHECKS.items():
             if name in selected:
                 yield evaluate(con, facts)
