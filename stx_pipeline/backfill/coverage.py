@@ -1,4 +1,5 @@
-"""The ledger turned into coverage figures: the one place that does it.
+"""The ledger turned into coverage figures: the one place that does it, in Python for a
+run's span (the runner, status, checks, CLI) and in SQL per UTC day (the metrics build).
 
 Coverage is judged on `[lower, upper]` in inclusive unix seconds, normally
 `[max(target, chain start), head - 1]`: the open head window is never sealed, and the
@@ -103,6 +104,63 @@ def judged_lower(con: duckdb.DuckDBPyConnection, target_ts: int) -> int:
         "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
     ).fetchone()
     return max(target_ts, int(genesis[0])) if genesis else target_ts
+
+
+# --- per UTC day, in SQL (metrics_backfill_health, the metrics' partial days) ----------
+
+
+def sealed_islands_sql(ledger: str, as_of_literal: str) -> str:
+    """A query: the sealed windows of `ledger` merged into disjoint islands `(s, e)` of
+    half-open epoch-second ranges [s, e) (inclusive window_end + 1 s, so back-to-back
+    windows touch and merge). Windows ending after `as_of_literal` (a SQL TIMESTAMPTZ
+    expression, possibly NULL = no cut-off) are left out."""
+    return f"""
+        WITH w AS (
+            SELECT floor(epoch(window_start))::BIGINT AS s,
+                   floor(epoch(window_end))::BIGINT + 1 AS e
+            FROM {ledger}
+            WHERE status = 'sealed'
+              AND ({as_of_literal} IS NULL OR window_end <= {as_of_literal})
+        ), o AS (
+            SELECT s, e, max(e) OVER (ORDER BY s, e ROWS BETWEEN UNBOUNDED PRECEDING
+                                                      AND 1 PRECEDING) AS prev_e
+            FROM w
+        ), g AS (
+            SELECT s, e, sum(CASE WHEN prev_e IS NULL OR s > prev_e THEN 1 ELSE 0 END)
+                         OVER (ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS grp
+            FROM o
+        )
+        SELECT min(s) AS s, max(e) AS e FROM g GROUP BY grp
+    """
+
+
+def seconds_per_day_sql(days: str, islands: str, ledger: str) -> str:
+    """A query: for each `day` (a DATE, UTC) of `days`, `covered_seconds` (sealed, from
+    `islands` of `sealed_islands_sql`) and `final_seconds` (sealed and final windows of
+    `ledger`; windows never overlap, so a plain sum of overlaps is exact)."""
+    return f"""
+        WITH d AS (
+            SELECT day, epoch(day)::BIGINT AS ds, epoch(day)::BIGINT + 86400 AS de FROM {days}
+        ), c AS (
+            -- FILTER, not coalesce: least()/greatest() skip NULLs, so an unmatched day
+            -- would otherwise count as fully covered.
+            SELECT d.day, coalesce(sum(least(i.e, d.de) - greatest(i.s, d.ds))
+                                       FILTER (WHERE i.s IS NOT NULL), 0)::BIGINT
+                          AS covered_seconds
+            FROM d LEFT JOIN {islands} i ON i.s < d.de AND i.e > d.ds
+            GROUP BY d.day
+        ), f AS (
+            SELECT d.day, coalesce(sum(least(epoch(w.window_end)::BIGINT + 1, d.de)
+                                       - greatest(epoch(w.window_start)::BIGINT, d.ds))
+                                   FILTER (WHERE w.window_start IS NOT NULL), 0)::BIGINT
+                       AS final_seconds
+            FROM d LEFT JOIN {ledger} w
+              ON w.status = 'sealed' AND w.final
+             AND epoch(w.window_start) < d.de AND epoch(w.window_end) + 1 > d.ds
+            GROUP BY d.day
+        )
+        SELECT c.day, c.covered_seconds, f.final_seconds FROM c JOIN f USING (day)
+    """
 
 
 # --- problems of the sealed span (the `no_gaps` check) -------------------------------

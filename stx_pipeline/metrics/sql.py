@@ -10,6 +10,8 @@ Definitions are documented in docs/metrics.md; the comments here say how, not wh
 
 from __future__ import annotations
 
+from stx_pipeline.backfill.coverage import sealed_islands_sql, seconds_per_day_sql
+
 # Transaction types produced by the chain itself, never by a wallet (design §6).
 SYSTEM_TX_TYPES: tuple[str, ...] = ("coinbase", "tenure_change")
 
@@ -90,27 +92,9 @@ def _staging(as_of_literal: str) -> list[str]:
         SELECT * FROM coverage_ledger
         WHERE {as_of_literal} IS NULL OR window_start <= {as_of_literal}
         """,
-        # Sealed windows merged into disjoint islands of half-open epoch-second ranges
-        # [s, e): inclusive window_end + 1 s, so back-to-back windows touch and merge.
-        f"""
-        CREATE OR REPLACE TEMP TABLE _mx_islands AS
-        WITH w AS (
-            SELECT floor(epoch(window_start))::BIGINT AS s,
-                   floor(epoch(window_end))::BIGINT + 1 AS e
-            FROM _mx_ledger
-            WHERE status = 'sealed'
-              AND ({as_of_literal} IS NULL OR window_end <= {as_of_literal})
-        ), o AS (
-            SELECT s, e, max(e) OVER (ORDER BY s, e ROWS BETWEEN UNBOUNDED PRECEDING
-                                                      AND 1 PRECEDING) AS prev_e
-            FROM w
-        ), g AS (
-            SELECT s, e, sum(CASE WHEN prev_e IS NULL OR s > prev_e THEN 1 ELSE 0 END)
-                         OVER (ORDER BY s, e ROWS UNBOUNDED PRECEDING) AS grp
-            FROM o
-        )
-        SELECT min(s) AS s, max(e) AS e FROM g GROUP BY grp
-        """,
+        # Sealed windows merged into islands (backfill/coverage.py decides coverage).
+        f"CREATE OR REPLACE TEMP TABLE _mx_islands AS"
+        f" {sealed_islands_sql('_mx_ledger', as_of_literal)}",
         # Calendar: every UTC day from the first to the last day seen in data or ledger,
         # so a day without rows is a visible zero (and partial), not a missing point.
         f"""
@@ -129,24 +113,15 @@ def _staging(as_of_literal: str) -> list[str]:
         # Coverage per day. With sealed windows in the ledger a day is complete only when
         # the islands cover all 86 400 s of it. Without any (rows loaded by other means)
         # coverage is unknown: only the first and last day of data are assumed partial.
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _mx_cov AS
-        WITH d AS (
-            SELECT day, epoch(day)::BIGINT AS ds, epoch(day)::BIGINT + 86400 AS de FROM _mx_days
-        ), c AS (
-            -- FILTER, not coalesce: least()/greatest() skip NULLs, so an unmatched day
-            -- would otherwise count as fully covered.
-            SELECT d.day, coalesce(sum(least(i.e, d.de) - greatest(i.s, d.ds))
-                                       FILTER (WHERE i.s IS NOT NULL), 0)::BIGINT
-                          AS covered_seconds
-            FROM d LEFT JOIN _mx_islands i ON i.s < d.de AND i.e > d.ds
-            GROUP BY d.day
+        WITH c AS ({seconds_per_day_sql('_mx_days', '_mx_islands', '_mx_ledger')}
         ), mode AS (
             SELECT (SELECT count(*) FROM _mx_islands) > 0 AS has_ledger,
                    (SELECT min(day) FROM _mx_tx) AS first_data_day,
                    (SELECT max(day) FROM _mx_tx) AS last_data_day
         )
-        SELECT c.day, c.covered_seconds,
+        SELECT c.day, c.covered_seconds, c.final_seconds,
                CASE WHEN mode.has_ledger THEN c.covered_seconds < 86400
                     ELSE c.day <= mode.first_data_day OR c.day >= mode.last_data_day
                          OR mode.first_data_day IS NULL
@@ -495,20 +470,6 @@ def metric_statements() -> list[tuple[str, str]]:
             FROM _mx_ledger GROUP BY 1
         ), t AS (
             SELECT day, count(*) AS canonical_rows FROM _mx_tx GROUP BY day
-        ), f AS (
-            -- final (beyond reorgs' reach) seconds per day; windows never overlap, so a
-            -- plain sum of overlaps is exact (backfill/finality.py)
-            SELECT d.day, coalesce(sum(least(epoch(w.window_end)::BIGINT + 1,
-                                             epoch(d.day)::BIGINT + 86400)
-                                       - greatest(epoch(w.window_start)::BIGINT,
-                                                  epoch(d.day)::BIGINT))
-                                   FILTER (WHERE w.window_start IS NOT NULL), 0)::BIGINT
-                       AS final_seconds
-            FROM _mx_days d LEFT JOIN _mx_ledger w
-              ON w.status = 'sealed' AND w.final
-             AND epoch(w.window_start) < epoch(d.day) + 86400
-             AND epoch(w.window_end) + 1 > epoch(d.day)
-            GROUP BY d.day
         )
         SELECT d.day,
                coalesce(l.windows, 0)::BIGINT AS windows,
@@ -518,13 +479,12 @@ def metric_statements() -> list[tuple[str, str]]:
                100.0 * l.loaded_rows / nullif(l.expected_rows, 0) AS loaded_pct,
                cov.covered_seconds,
                100.0 * cov.covered_seconds / 86400 AS coverage_pct,
-               f.final_seconds,
-               100.0 * f.final_seconds / 86400 AS final_pct,
+               cov.final_seconds,
+               100.0 * cov.final_seconds / 86400 AS final_pct,
                coalesce(t.canonical_rows, 0)::BIGINT AS canonical_rows,
                cov.partial
         FROM _mx_days d
         JOIN _mx_cov cov USING (day)
-        JOIN f USING (day)
         LEFT JOIN l USING (day)
         LEFT JOIN t USING (day)
         ORDER BY d.day
