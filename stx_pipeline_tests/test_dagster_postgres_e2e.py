@@ -11,22 +11,20 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
-import requests
 
 from stx_pipeline.devserver import PROJECT_ROOT
 from stx_pipeline.sim import Simulator
-from stx_pipeline_tests.cli_env import cli_env
 from stx_pipeline_tests.dagster_services import (
     DagsterServices,
+    e2e_env,
     postgres_database,
     postgres_server_env,
+    wait_until_all_green,
 )
 from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
-from stx_pipeline_tests.test_dagster_e2e import _all_green, _state
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -53,20 +51,7 @@ def services(
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(POSTGRES_YAML, home / "dagster.yaml")  # the deployment file, unchanged
-    env = cli_env(
-        tmp_path,
-        **postgres_env,
-        DAGSTER_HOME=str(home),
-        HIRO_API_URL=sim.url,
-        STX_PIPELINE_DB=str(tmp_path / "cache" / "wallet_metrics.duckdb"),
-        STX_PIPELINE_STATUS_FILE=str(tmp_path / "backfill_status.json"),
-        STX_PIPELINE_DASHBOARD=str(tmp_path / "dashboards" / "wallet_metrics.html"),
-        STX_PIPELINE_SENSOR_INTERVAL="3",
-        STX_PIPELINE_TARGET_DAYS=str(TARGET_DAYS),
-        STX_PIPELINE_MAX_PAGES="25",  # several sensor-driven runs to reach the target
-        STX_PIPELINE_STALL_RUNS="5",
-        PYTHONUNBUFFERED="1",
-    )
+    env = e2e_env(tmp_path, sim.url, TARGET_DAYS, DAGSTER_HOME=str(home), **postgres_env)
     server = DagsterServices(env, tmp_path)
     try:
         server.wait_ready()
@@ -79,27 +64,7 @@ def test_sensor_drives_backfill_to_completion_on_postgres(
     services: tuple[DagsterServices, Simulator, Path],
 ) -> None:
     server, sim, tmp_path = services
-    started = time.monotonic()
-    deadline = started + COMPLETION_TIMEOUT
-    why = "no state yet"
-    state: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            state = _state(server)
-        except (requests.RequestException, AssertionError) as exc:
-            why = f"GraphQL error: {exc}"
-        else:
-            ok, why = _all_green(state)
-            if ok:
-                break
-        server.check_alive()
-        time.sleep(3.0)
-    else:
-        pytest.fail(
-            f"not all green after {COMPLETION_TIMEOUT:.0f}s: {why}\n"
-            f"backfill runs: {state.get('backfill_runs')}\n{server.tail(60)}"
-        )
-    elapsed = time.monotonic() - started
+    state, elapsed = wait_until_all_green(server, COMPLETION_TIMEOUT)
     tx = state["assets"]["transactions"]
     assert tx["metadata"]["stop_reason"] in ("target_reached", "start_of_chain")
     runs = state["backfill_runs"]
