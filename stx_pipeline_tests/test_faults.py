@@ -297,3 +297,44 @@ def test_version_3_file_gains_finality_and_keeps_its_ledger(tmp_path):
     con.close()
     assert final == [(0, True), (90000, False)]
     assert "index_block_hash" in cols and version == SCHEMA_VERSION
+
+
+def test_dagster_opens_the_warehouse_with_the_schema_check(tmp_path):
+    """The checks and metrics open the file through `WarehouseResource` -> `open_db`:
+    a newer or foreign file fails the step in one line instead of being read or written."""
+    import dagster as dg
+
+    from stx_pipeline.defs.metrics.assets import wallet_metrics
+    from stx_pipeline.defs.resources import HiroResource, WarehouseResource
+    from stx_pipeline.defs.transactions.assets import transactions
+    from stx_pipeline.defs.transactions.checks import transactions_checks
+
+    newer = tmp_path / "newer.duckdb"
+    open_db(newer).close()
+    con = duckdb.connect(str(newer))
+    con.execute("INSERT INTO schema_version VALUES (99, now())")
+    con.close()
+    foreign = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.close()
+    cases = [(transactions_checks, newer, "schema version 99, newer"),
+             (wallet_metrics, newer, "schema version 99, newer"),
+             (wallet_metrics, foreign, "not stx_pipeline's (customers)")]
+    with dg.instance_for_test() as instance:
+        for definition, db, needle in cases:
+            checks_only = definition is transactions_checks
+            result = dg.materialize(
+                [transactions, definition] if checks_only else [definition],
+                instance=instance, raise_on_error=False,
+                resources={"duckdb": WarehouseResource(database=str(db)),
+                           "hiro": HiroResource(base_url="http://127.0.0.1:9")},
+                selection=dg.AssetSelection.all_asset_checks() if checks_only else None)
+            assert not result.success, (definition, db)
+            error = next(e for e in result.all_events if e.is_step_failure
+                         ).step_failure_data.error
+            cause = error.cause or error
+            assert cause.cls_name == "WarehouseError" and needle in cause.message, cause.message
+    con = duckdb.connect(str(foreign), read_only=True)
+    assert {r[0] for r in con.execute("SHOW TABLES").fetchall()} == {"customers"}
+    con.close()
