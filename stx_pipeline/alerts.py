@@ -1,6 +1,6 @@
 """Alert delivery: an `alerts` entry in the status JSON and an optional webhook POST.
 
-Pure Python (no Dagster) so the CLI, the monitor loop and the Dagster sensors share one
+Pure Python (no Dagster) so the CLI, the until-complete loop and the Dagster sensors share one
 implementation. Delivering an alert must never break the caller: every failure is
 retried with backoff, then logged and reported in the returned `AlertDelivery`, never
 raised. The webhook URL is read from the environment only and is never written to disk
