@@ -37,13 +37,12 @@ DEFAULT_REORG_DEPTH = 6
 DEFAULT_HIRO_URL = "https://api.hiro.so"
 
 _PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+_IN_CHECKOUT = (_PACKAGE_PARENT / "pyproject.toml").exists()
 
 
 def project_root() -> Path:
     """The checkout the defaults live under (see the module docstring)."""
-    if (_PACKAGE_PARENT / "pyproject.toml").exists():
-        return _PACKAGE_PARENT
-    return Path.cwd()
+    return _PACKAGE_PARENT if _IN_CHECKOUT else Path.cwd()
 
 
 class SettingError(ValueError):
