@@ -168,6 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
     qu.add_argument("--format", dest="fmt", default="table", choices=("table", "csv", "json"))
     qu.add_argument("--db", default=None)
 
+    wh = sub.add_parser("warehouse", help="move the history between warehouses; compact a lake")
+    whs = wh.add_subparsers(dest="warehouse_command", required=True, parser_class=_Parser)
+    mi = whs.add_parser("migrate", help="copy a .duckdb file (or a DuckDB 2.x export folder)"
+                        " into an empty warehouse, without refetching")
+    mi.add_argument("--from", dest="source", required=True,
+                    help="a .duckdb file written by DuckDB 1.5, or a folder exported by"
+                         " deploy/export-duckdb2.sh")
+    mi.add_argument("--to", dest="target", default=None,
+                    help="the target warehouse, as STX_PIPELINE_WAREHOUSE takes it"
+                         " (default: $STX_PIPELINE_WAREHOUSE; `duckdb` = the file at --db)")
+    mi.add_argument("--db", default=None, help="the new DuckDB file when --to is duckdb")
+    co = whs.add_parser("compact", help="merge a DuckLake's small Parquet files and delete"
+                        " files no snapshot needs")
+    co.add_argument("--keep-hours", type=_non_negative_float, default=24.0,
+                    help="keep snapshots (time travel) this long (24)")
+
     ui = sub.add_parser("ui", help="simulator + dagster dev together")
     ui.add_argument("--port", type=_positive_int, default=3000)
     ui.add_argument("--sim-port", type=_positive_int, default=3999)
@@ -204,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ui": cmd_ui,
             "export": cmd_export,
             "query": cmd_query,
+            "warehouse": cmd_warehouse,
         }[args.command]
         return handler(args)
     except (UsageError, settings.SettingError) as exc:
@@ -433,9 +450,9 @@ def _status_check(progress: dict[str, Any], args: argparse.Namespace) -> int:
 # -- audit ------------------------------------------------------------------------------
 def cmd_audit(args: argparse.Namespace) -> int:
     from stx_pipeline.backfill.audit import audit_sealed_history
-    from stx_pipeline.warehouse.db import resolve_db_path
+    from stx_pipeline.warehouse.db import resolve_db_path, warehouse_exists
 
-    if not resolve_db_path(args.db).exists():
+    if not warehouse_exists(args.db):
         raise UsageError(f"no database at {resolve_db_path(args.db)}; run a backfill first")
     client = _make_client(args.api_url)
     _preflight(client)
@@ -526,6 +543,33 @@ def cmd_query(args: argparse.Namespace) -> int:
     finally:
         con.close()
     _print_rows(columns, rows, args.fmt)
+    return EXIT_OK
+
+
+def cmd_warehouse(args: argparse.Namespace) -> int:
+    from stx_pipeline.warehouse.db import current_warehouse
+    from stx_pipeline.warehouse.setting import WarehouseSettingError, parse_warehouse
+
+    if args.warehouse_command == "migrate":
+        from stx_pipeline.warehouse.migrate import migrate
+
+        try:
+            target = parse_warehouse(args.target) if args.target else current_warehouse()
+        except WarehouseSettingError as exc:
+            raise UsageError(str(exc).replace("STX_PIPELINE_WAREHOUSE=", "--to ")) from None
+        if not target.is_lake:
+            _check_db(args.db)
+        print(migrate(args.source, target, db_path=args.db).summary())
+        print("next: `stx-pipeline metrics` rebuilds the metrics tables in the new warehouse")
+        return EXIT_OK
+    from stx_pipeline.warehouse.compaction import compact_warehouse
+
+    done = compact_warehouse(keep_snapshots_hours=args.keep_hours)
+    if done is None:
+        raise UsageError("compaction is for a DuckLake warehouse (STX_PIPELINE_WAREHOUSE="
+                         "ducklake:...); the DuckDB file compacts itself on checkpoint")
+    print(f"compacted: {done['files_before']} -> {done['files_after']} data files"
+          f" in {done['seconds']:.1f}s")
     return EXIT_OK
 
 

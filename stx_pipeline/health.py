@@ -85,7 +85,8 @@ def newest_block_time(db_path: str | os.PathLike[str] | None = None,
     con = connect(db_path, read_only=True, lock_timeout=lock_timeout)
     try:
         tables = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables").fetchall()}
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_catalog = current_database()").fetchall()}
         if "transactions" not in tables:
             return None
         row = con.execute("SELECT max(block_time) FROM transactions WHERE canonical").fetchone()

@@ -150,9 +150,9 @@ def _delegate(module: str, function: str, allowed: str) -> tuple[Parser, str]:
 
 
 def _warehouse() -> tuple[Parser, str]:
-    # Hook for issue 13: the lake helper's `STX_PIPELINE_WAREHOUSE` parser goes here (this
-    # row delegates to it, like HIRO_SOURCE); until it lands the value is kept as given.
-    return (lambda raw: raw), "a warehouse setting (issue 13)"
+    """`warehouse/setting.py` owns the parser (its errors name the variable, hide passwords)."""
+    return _delegate("stx_pipeline.warehouse.setting", "parse_warehouse",
+                     "`duckdb` or `ducklake:postgres:<libpq dsn> data_path=<s3://bucket/prefix>`")
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,9 @@ VARIABLES: tuple[Variable, ...] = (
              _path(), "Dagster instance of `stx-pipeline ui`"),
     # the warehouse
     Variable("STX_PIPELINE_WAREHOUSE", "warehouse", None, _warehouse(),
-             "which warehouse engine (issue 13)"),
+             "`duckdb` (the file at STX_PIPELINE_DB) or `ducklake:postgres:<libpq dsn>"
+             " data_path=s3://bucket/prefix` (several machines; docs/operations.md)",
+             delegated=True),
     Variable("STX_PIPELINE_LOCK_TIMEOUT", "lock_timeout_seconds", 30.0,
              _number(0, inclusive=True), "seconds to wait for another process's DuckDB lock"),
     Variable("STX_PIPELINE_DUCKDB_MEMORY_LIMIT", "memory_limit", "3GB", _size(),
@@ -270,6 +272,8 @@ VARIABLES: tuple[Variable, ...] = (
              _number(0, inclusive=False), "interval of progress observations, seconds"),
     Variable("STX_PIPELINE_AUDIT_CRON", "audit_cron", "0 4 * * 0", _cron(),
              "weekly audit of sealed history (UTC)"),
+    Variable("STX_PIPELINE_COMPACTION_CRON", "compaction_cron", "17 */6 * * *", _cron(),
+             "when the DuckLake warehouse's small files are merged (UTC; no-op on the file)"),
     Variable("STX_PIPELINE_AUDIT_SAMPLE", "audit_sample", None, _W1,
              "sealed windows the audit checks at random (default all)"),
     Variable("STX_PIPELINE_DASHBOARD_URL", "dashboard_url", None, _http_url(),
@@ -299,7 +303,7 @@ class Settings:
     dashboard_path: Path
     export_dir: Path
     dagster_home: Path
-    warehouse: str | None
+    warehouse: Any  # a warehouse.setting.Warehouse, None when unset (the DuckDB file)
     lock_timeout_seconds: float
     memory_limit: str
     backfill_memory_limit: str
@@ -321,6 +325,7 @@ class Settings:
     max_runtime_seconds: int | None
     progress_seconds: float
     audit_cron: str
+    compaction_cron: str
     audit_sample: int | None
     dashboard_url: str | None
     failpoint: tuple[str, int] | None

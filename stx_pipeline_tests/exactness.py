@@ -1,4 +1,5 @@
-"""Comparing the DuckDB file with the simulator's ground truth: the proof of "exactly once"."""
+"""Comparing the warehouse (the DuckDB file or the lake) with the simulator's ground truth:
+the proof of "exactly once"."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+
+def _open(db_path: str | Path | None) -> duckdb.DuckDBPyConnection:
+    """The DuckDB file, or (None) the warehouse STX_PIPELINE_WAREHOUSE names, read-only."""
+    if db_path is None:
+        from stx_pipeline.warehouse.db import connect
+
+        return connect(read_only=True)
+    return duckdb.connect(str(db_path), read_only=True)
 
 
 @dataclass
@@ -34,12 +44,12 @@ class Comparison:
         )
 
 
-def compare_with_truth(sim, db_path: str | Path, start_time: int, end_time: int | None = None,
-                       ) -> Comparison:
+def compare_with_truth(sim, db_path: str | Path | None, start_time: int,
+                       end_time: int | None = None) -> Comparison:
     """Canonical rows in the DB with burn time in [start, end] vs the simulator's truth."""
     truth = sim.ground_truth(start_time=start_time, end_time=end_time)
     expected = {t["tx_id"] for t in truth if t["canonical"]}
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = _open(db_path)
     try:
         params: list[object] = [start_time]
         where = "burn_block_time >= to_timestamp(?)"
@@ -56,16 +66,17 @@ def compare_with_truth(sim, db_path: str | Path, start_time: int, end_time: int 
     return Comparison(expected, loaded, orphaned)
 
 
-def assert_exact(sim, db_path: str | Path, start_time: int, end_time: int | None = None) -> int:
+def assert_exact(sim, db_path: str | Path | None, start_time: int,
+                 end_time: int | None = None) -> int:
     cmp = compare_with_truth(sim, db_path, start_time, end_time)
     assert not cmp.missing and not cmp.extra and not cmp.duplicates, cmp.describe()
     assert len(cmp.loaded) > 0
     return len(cmp.loaded)
 
 
-def assert_ledger_consistent(db_path: str | Path) -> None:
+def assert_ledger_consistent(db_path: str | Path | None) -> None:
     """Every sealed window: rows in the table + rejected == expected; no overlaps."""
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = _open(db_path)
     try:
         bad = con.execute(
             """

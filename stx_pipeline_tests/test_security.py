@@ -197,11 +197,13 @@ def test_api_key_appears_in_no_output_file_or_table(tmp_path: Path) -> None:
     assert not _files_containing(tmp_path, API_KEY), "the API key was written to disk"
     n_columns, hits = _db_cells_containing(db, API_KEY)
     assert n_columns > 20 and not hits, hits
-    # the scans do find what is there: the simulator's URL is in the log, a tx_id in the DB
+    # the scans do find what is there: the request paths are in the log, a tx_id in the DB
+    # (the DB is scanned by SQL: DuckDB 1.5 compresses strings, so its bytes hide them)
     con = duckdb.connect(str(db), read_only=True)
     tx_id = con.execute("SELECT tx_id FROM transactions LIMIT 1").fetchone()[0]
     con.close()
-    assert _db_cells_containing(db, tx_id)[1] and _files_containing(tmp_path, tx_id)
+    assert _db_cells_containing(db, tx_id)[1]
+    assert _files_containing(tmp_path, "/extended/v1/tx?limit=")
 
 
 def test_api_key_not_in_dagster_event_log_or_storage(tmp_path: Path,

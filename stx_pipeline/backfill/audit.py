@@ -22,7 +22,7 @@ from typing import Any
 
 from stx_pipeline.backfill.writer import to_ts
 from stx_pipeline.hiro.client import HiroClient
-from stx_pipeline.warehouse.db import connect, open_db, resolve_db_path
+from stx_pipeline.warehouse.db import connect, open_db, resolve_db_path, writer_lease
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,11 @@ def _disagreement(window: _Stored, total: int, top: list[dict[str, Any]]) -> str
 
 
 def _reopen(path: str, drifted: list[WindowDrift]) -> None:
+    with writer_lease():  # it writes the ledger: the one-writer rule (a no-op on the file)
+        _reopen_windows(path, drifted)
+
+
+def _reopen_windows(path: str, drifted: list[WindowDrift]) -> None:
     con = open_db(path)
     try:
         con.execute("BEGIN TRANSACTION")

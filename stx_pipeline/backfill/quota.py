@@ -19,6 +19,8 @@ from typing import Any
 
 import duckdb
 
+from stx_pipeline.warehouse.meta import put_meta
+
 log = logging.getLogger("stx_pipeline.backfill")
 
 META_KEY = "hiro_quota"  # pipeline_meta: the last quota seen, for status and the dashboard
@@ -114,8 +116,7 @@ def record(con: duckdb.DuckDBPyConnection, fields: dict[str, Any], at: datetime)
         return
     value = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in fields.items()}
     value["observed_at"] = at.isoformat()
-    con.execute("INSERT OR REPLACE INTO pipeline_meta VALUES (?, ?)",
-                [META_KEY, json.dumps(value)])
+    put_meta(con, META_KEY, json.dumps(value))
 
 
 def read(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:

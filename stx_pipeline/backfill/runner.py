@@ -46,7 +46,8 @@ from stx_pipeline.backfill.writer import (
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.hiro.errors import HiroError, RateLimitExhausted
 from stx_pipeline.hiro.rows import map_page
-from stx_pipeline.warehouse.db import open_db, resolve_db_path
+from stx_pipeline.warehouse.db import cursor, open_db, resolve_db_path, writer_lease
+from stx_pipeline.warehouse.meta import get_meta, put_meta
 from stx_pipeline.warehouse.readers import SnapshotPublisher
 
 log = logging.getLogger("stx_pipeline.backfill")
@@ -170,7 +171,8 @@ def ensure_transaction_history(
         status_path=status_path,
     )
     try:
-        return run.execute(force_refresh)
+        with writer_lease():  # the one-writer rule across machines (a no-op on the file)
+            return run.execute(force_refresh)
     finally:
         if own_client:
             client.close()
@@ -352,12 +354,8 @@ class _Run:
             return None
         head_ts = int(newest.results[0]["burn_block_time"])
         total_txs = int(newest.total)
-        con.execute(
-            "INSERT INTO pipeline_meta VALUES ('max_head_burn_time', ?) ON CONFLICT (key)"
-            " DO UPDATE SET value = greatest(CAST(pipeline_meta.value AS BIGINT),"
-            " CAST(excluded.value AS BIGINT))::VARCHAR",
-            [str(head_ts)],
-        )
+        seen = get_meta(con, "max_head_burn_time")
+        put_meta(con, "max_head_burn_time", str(max(head_ts, int(seen or head_ts))))
         cached = con.execute(
             "SELECT value FROM pipeline_meta WHERE key = 'genesis_burn_time'"
         ).fetchone()
@@ -367,10 +365,7 @@ class _Run:
             oldest = self.client.list_transactions(limit=1, order="asc")
             self.budget.used += 1
             genesis_ts = int(oldest.results[0]["burn_block_time"]) if oldest.results else head_ts
-            con.execute(
-                "INSERT OR REPLACE INTO pipeline_meta VALUES ('genesis_burn_time', ?)",
-                [str(genesis_ts)],
-            )
+            put_meta(con, "genesis_burn_time", str(genesis_ts))
         return head_ts, genesis_ts, total_txs
 
     def _plan(
@@ -444,7 +439,7 @@ class _Run:
     ) -> None:
         # The writer thread owns `con`; planning reads through a cursor of its own, after
         # the writer went idle, so it sees every commit.
-        planner = self._plan(con.cursor(), head_ts, genesis_ts, lower, total_txs,
+        planner = self._plan(cursor(con), head_ts, genesis_ts, lower, total_txs,
                              settle=settle)
         self.planner = planner
         if self.quota_plan is None:  # the run's first plan: said once, settle passes are small

@@ -23,7 +23,12 @@ import duckdb
 from stx_pipeline import settings
 from stx_pipeline.backfill.coverage import judged_lower, ledger_coverage
 from stx_pipeline.backfill.quota import read as read_quota
-from stx_pipeline.warehouse.db import WarehouseLocked, connect, resolve_db_path
+from stx_pipeline.warehouse.db import (
+    WarehouseLocked,
+    connect,
+    resolve_db_path,
+    warehouse_exists,
+)
 
 # Keys other writers own (the alert sensor; the API notice written after each run, see
 # api_notice.py): a backfill's status update keeps them.
@@ -221,7 +226,7 @@ def check_backfill_progress(
 ) -> dict[str, Any]:
     """The seed's progress check, from the ledger (or the live status file while locked)."""
     path = resolve_db_path(db_path)
-    if not path.exists():
+    if not warehouse_exists(path):
         return _empty("no_cache", target_days)
     try:
         con = connect(path, read_only=True, lock_timeout=0.5)
@@ -233,7 +238,9 @@ def check_backfill_progress(
         out["note"] = "a backfill holds the database; figures come from the live status file"
         return out
     try:
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables")
+        tables = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_catalog = current_database()")
                   .fetchall()}
         if "transactions" not in tables or "coverage_ledger" not in tables:
             return _empty("empty", target_days)

@@ -366,8 +366,11 @@ class WindowWriter:
         )
         self.con.register("_rejected", table)
         try:
+            # "where absent", not ON CONFLICT: DuckLake has no keys (warehouse/meta.py)
             self.con.execute(
-                "INSERT INTO rejected_rows SELECT * FROM _rejected ON CONFLICT DO NOTHING"
+                "INSERT INTO rejected_rows SELECT DISTINCT ON (raw_hash) * FROM _rejected AS r"
+                " WHERE NOT EXISTS (SELECT 1 FROM rejected_rows AS x"
+                " WHERE x.raw_hash = r.raw_hash)"
             )
         finally:
             _unregister(self.con, "_rejected")
@@ -383,14 +386,13 @@ class WindowWriter:
             if window.end is not None:
                 bound += " AND burn_block_time <= ?"
                 params.append(to_ts(window.end))
-            orphaned = [
-                r[0]
-                for r in self.con.execute(
-                    f"UPDATE transactions SET canonical = false WHERE canonical AND {bound}"
-                    " AND tx_id NOT IN (SELECT tx_id FROM _seen) RETURNING tx_id",
-                    params,
-                ).fetchall()
-            ]
+            # Select, then update (same transaction): DuckLake has no UPDATE ... RETURNING.
+            where = f"canonical AND {bound} AND tx_id NOT IN (SELECT tx_id FROM _seen)"
+            orphaned = [r[0] for r in self.con.execute(
+                f"SELECT tx_id FROM transactions WHERE {where}", params).fetchall()]
+            if orphaned:
+                self.con.execute(f"UPDATE transactions SET canonical = false WHERE {where}",
+                                 params)
         finally:
             _unregister(self.con, "_seen")
         n = len(orphaned)
@@ -405,20 +407,28 @@ class WindowWriter:
     def _record_partial(self, batch: PageBatch, now: datetime, pages: int = 1) -> None:
         w = batch.window
         rejected = self._rejected_in_attempt.get(w.start, 0)
-        self.con.execute(
+        # Update, else insert (one transaction; the same on the file and on DuckLake,
+        # which has no ON CONFLICT): a retried page changes the same one row.
+        updated = _affected(self.con.execute(
             """
-            INSERT INTO coverage_ledger (window_start, window_end, expected, loaded, rejected,
-                next_offset, status, fetched_at, attempts, pages)
-            VALUES (?, ?, ?, 0, ?, ?, 'partial', ?, 1, ?)
-            ON CONFLICT (window_start) DO UPDATE SET
-                window_end = excluded.window_end, expected = excluded.expected,
-                rejected = excluded.rejected, next_offset = excluded.next_offset,
-                status = 'partial', fetched_at = excluded.fetched_at, final = false,
-                pages = coverage_ledger.pages + excluded.pages
+            UPDATE coverage_ledger SET window_end = ?, expected = ?, rejected = ?,
+                next_offset = ?, status = 'partial', fetched_at = ?, final = false,
+                pages = pages + ?
+            WHERE window_start = ?
             """,
-            [to_ts(w.start), to_ts(w.end or w.start), batch.total, rejected,
-             batch.offset + 50, now, pages],
-        )
+            [to_ts(w.end or w.start), batch.total, rejected, batch.offset + 50, now, pages,
+             to_ts(w.start)],
+        ))
+        if not updated:
+            self.con.execute(
+                """
+                INSERT INTO coverage_ledger (window_start, window_end, expected, loaded,
+                    rejected, next_offset, status, fetched_at, attempts, pages)
+                VALUES (?, ?, ?, 0, ?, ?, 'partial', ?, 1, ?)
+                """,
+                [to_ts(w.start), to_ts(w.end or w.start), batch.total, rejected,
+                 batch.offset + 50, now, pages],
+            )
 
     def _seal_or_reset(self, batch: PageBatch, now: datetime, pages: int = 1) -> bool:
         """Seal when table rows + rejected rows == the API's total; else restart the window."""
@@ -431,25 +441,29 @@ class WindowWriter:
         ).fetchone()[0]
         rejected = self._rejected_in_attempt.get(w.start, 0)
         ok = loaded + rejected == batch.total
-        self.con.execute(
+        values = [to_ts(w.end), batch.total, loaded, rejected,
+                  0 if not ok else batch.offset + 50, "sealed" if ok else "partial", now,
+                  ok and _is_final(batch),
+                  to_ts(batch.head) if batch.head is not None else None]
+        updated = _affected(self.con.execute(
             """
-            INSERT INTO coverage_ledger (window_start, window_end, expected, loaded, rejected,
-                next_offset, status, fetched_at, attempts, pages, final, verified_head)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
-            ON CONFLICT (window_start) DO UPDATE SET
-                window_end = excluded.window_end, expected = excluded.expected,
-                loaded = excluded.loaded, rejected = excluded.rejected,
-                next_offset = excluded.next_offset, status = excluded.status,
-                fetched_at = excluded.fetched_at, final = excluded.final,
-                verified_head = excluded.verified_head,
-                attempts = coverage_ledger.attempts + CASE WHEN excluded.status = 'sealed'
-                    THEN 0 ELSE 1 END,
-                pages = coverage_ledger.pages + excluded.pages
+            UPDATE coverage_ledger SET window_end = ?, expected = ?, loaded = ?,
+                rejected = ?, next_offset = ?, status = ?, fetched_at = ?, final = ?,
+                verified_head = ?, attempts = attempts + ?, pages = pages + ?
+            WHERE window_start = ?
             """,
-            [to_ts(w.start), to_ts(w.end), batch.total, loaded, rejected,
-             0 if not ok else batch.offset + 50, "sealed" if ok else "partial", now, pages,
-             ok and _is_final(batch), to_ts(batch.head) if batch.head is not None else None],
-        )
+            [*values, 0 if ok else 1, pages, to_ts(w.start)],
+        ))
+        if not updated:
+            self.con.execute(
+                """
+                INSERT INTO coverage_ledger (window_end, expected, loaded, rejected,
+                    next_offset, status, fetched_at, final, verified_head, attempts, pages,
+                    window_start)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                """,
+                [*values, pages, to_ts(w.start)],
+            )
         if not ok:
             log.warning(
                 "window %s..%s: %d rows + %d rejected != total %d; it will be re-fetched",

@@ -3,7 +3,6 @@ default executor of every job, including the one behind the Materialize button."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,7 +13,7 @@ from stx_pipeline import settings as core_settings
 from stx_pipeline.defs import settings
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline.hiro.factory import client_from_env
-from stx_pipeline.warehouse.db import open_db
+from stx_pipeline.warehouse.db import current_warehouse, open_db, warehouse_exists
 
 DEFAULT_HIRO_URL = core_settings.DEFAULT_HIRO_URL
 
@@ -58,10 +57,15 @@ class WarehouseResource(dg.ConfigurableResource):
     database: str
     memory_limit: str | None = None  # None: `$STX_PIPELINE_DUCKDB_MEMORY_LIMIT` (3GB)
 
+    def describe(self) -> str:
+        """The file, or the lake `STX_PIPELINE_WAREHOUSE` names (never a password)."""
+        where = current_warehouse()
+        return where.describe() if where.is_lake else self.database
+
     @contextmanager
     def get_connection(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for one step, closed after it."""
-        if read_only and not os.path.exists(self.database):
+        if read_only and not warehouse_exists(self.database):
             raise dg.Failure(
                 f"DuckDB file {self.database} does not exist yet: materialize "
                 "`transactions` first"

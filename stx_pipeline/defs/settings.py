@@ -128,6 +128,11 @@ def audit_cron() -> str:
     return _current().audit_cron
 
 
+def compaction_cron() -> str:
+    """Compaction of the DuckLake warehouse (every six hours by default; UTC)."""
+    return _current().compaction_cron
+
+
 def audit_sample() -> int | None:
     """Sealed windows the audit checks at random; unset: all of them."""
     return _current().audit_sample

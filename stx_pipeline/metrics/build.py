@@ -157,6 +157,7 @@ def metrics_tables_exist(con: duckdb.DuckDBPyConnection) -> bool:
         r[0]
         for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            " AND table_catalog = current_database()"
         ).fetchall()
     }
     if not all(t in names for t in METRICS_TABLES):

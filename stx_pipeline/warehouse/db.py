@@ -1,4 +1,8 @@
-"""Opening the DuckDB file: paths, lock waits, schema creation and forward migration.
+"""Opening the warehouse: paths, lock waits, schema creation and forward migration.
+
+The one opener of both warehouses `STX_PIPELINE_WAREHOUSE` names (warehouse/setting.py):
+the embedded DuckDB file, or a DuckLake shared by machines (warehouse/lake.py), attached
+and `USE`d so that every query of the project runs unqualified on either.
 
 DuckDB allows one read-write process per file, and while it holds the file no other
 process can open it at all. So opening waits a bounded time for a lock and then says
@@ -7,21 +11,27 @@ in one line which process holds it, instead of failing with DuckDB's long messag
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from stx_pipeline import settings
+from stx_pipeline.warehouse import lake
 from stx_pipeline.warehouse.schema import (
-    ALL_DDL,
+    COVERAGE_LEDGER_DDL,
+    LEDGER_COLUMNS,
     SCHEMA_VERSION,
     TRANSACTION_COLUMNS,
     TRANSACTIONS_DDL,
+    schema_ddl,
 )
+from stx_pipeline.warehouse.setting import Warehouse, WarehouseSettingError, warehouse_from_env
 
 OUR_TABLES = {
     "transactions",
@@ -41,6 +51,55 @@ class WarehouseLocked(WarehouseError):
     """Another process holds the DuckDB file."""
 
 
+def current_warehouse() -> Warehouse:
+    """`$STX_PIPELINE_WAREHOUSE`, parsed; a malformed value is a one-line WarehouseError."""
+    try:
+        return warehouse_from_env()
+    except WarehouseSettingError as exc:
+        raise WarehouseError(str(exc)) from None
+
+
+def _lake(warehouse: Warehouse, *, read_only: bool,
+          memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    try:
+        return lake.attach(warehouse, read_only=read_only, memory_limit=memory_limit)
+    except (lake.LakeError, WarehouseSettingError) as exc:
+        raise WarehouseError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def writer_lease(
+    lock_timeout: float | None = None, warehouse: Warehouse | None = None
+) -> Iterator[None]:
+    """The one-writer rule for a whole run. The embedded file needs nothing here (its
+    read-write lock is the rule); the lake holds a lease in its catalog (lake.py)."""
+    warehouse = warehouse or current_warehouse()
+    if not warehouse.is_lake:
+        yield
+        return
+    if lock_timeout is None:
+        lock_timeout = settings.current().lock_timeout_seconds
+    try:
+        lease = lake.acquire_lease(warehouse, lock_timeout)
+    except lake.LeaseHeld as exc:
+        raise WarehouseLocked(str(exc)) from None
+    except lake.LakeError as exc:
+        raise WarehouseError(str(exc)) from None
+    try:
+        yield
+    finally:
+        lease.release()
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """`con.cursor()` on the same warehouse: a DuckDB cursor starts on the in-memory
+    catalog, so on the lake it must `USE` it again."""
+    cur = con.cursor()
+    if current_warehouse().is_lake:
+        cur.execute(f"USE {lake.LAKE}")
+    return cur
+
+
 def default_db_path() -> Path:
     """`$STX_PIPELINE_DB`, else `<project>/data/cache/wallet_metrics.duckdb` (settings.py)."""
     return settings.current().db_path
@@ -48,6 +107,11 @@ def default_db_path() -> Path:
 
 def resolve_db_path(db_path: str | os.PathLike[str] | None) -> Path:
     return Path(db_path) if db_path else default_db_path()
+
+
+def warehouse_exists(db_path: str | os.PathLike[str] | None = None) -> bool:
+    """Is there anything to read yet? The file must exist; a lake is a server's."""
+    return current_warehouse().is_lake or resolve_db_path(db_path).exists()
 
 
 def check_db_path_writable(path: Path) -> None:
@@ -86,8 +150,13 @@ def connect(
     *,
     read_only: bool = False,
     lock_timeout: float | None = None,
+    warehouse: Warehouse | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open the file, waiting up to `lock_timeout` seconds for another process's lock."""
+    """Open the warehouse (`warehouse`, else the setting); the file waits up to
+    `lock_timeout` s for another process's lock."""
+    warehouse = warehouse or current_warehouse()
+    if warehouse.is_lake:
+        return _lake(warehouse, read_only=read_only)
     path = resolve_db_path(db_path)
     if lock_timeout is None:
         lock_timeout = settings.current().lock_timeout_seconds
@@ -112,6 +181,12 @@ def connect(
                     f"database {path} is locked by {holder} (waited {lock_timeout:.0f}s);"
                     " wait for that backfill or Dagster run to finish, or stop it"
                 ) from None
+            if "Trying to read a database file with version number" in str(exc):
+                raise WarehouseError(
+                    f"{path} was written by a newer DuckDB (2.x) than this stx_pipeline's"
+                    f" {duckdb.__version__}; convert it once as docs/operations.md"
+                    " 'From a DuckDB 2.0 file' says, or point STX_PIPELINE_DB elsewhere"
+                ) from None
             if "not a valid DuckDB database file" in str(exc) or "Magic" in str(exc):
                 raise WarehouseError(
                     f"{path} is not a DuckDB database file (corrupted or foreign);"
@@ -133,24 +208,49 @@ def memory_limit_setting(value: str | None = None) -> str:
     return settings.current().memory_limit
 
 
+# DuckLake writes each commit group as Parquet through a buffer of ~77 MiB: the embedded
+# writer's 64MB cap would make every insert fail with "could not allocate block".
+LAKE_MIN_MEMORY = "512MB"
+_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40}
+
+
+def _size_bytes(size: str) -> float:
+    number, unit = re.match(r"^([\d.]+)\s*([A-Za-z]+)$", size.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit.lower()]
+
+
+def _at_least(limit: str, floor: str) -> str:
+    return limit if _size_bytes(limit) >= _size_bytes(floor) else floor
+
+
 def open_db(
     db_path: str | os.PathLike[str] | None = None,
     *,
     read_only: bool = False,
     lock_timeout: float | None = None,
     memory_limit: str | None = None,
+    warehouse: Warehouse | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Connect and make sure the file holds our schema at the current version."""
+    """Connect and make sure the warehouse holds our schema at the current version."""
     limit = memory_limit_setting(memory_limit)
-    con = connect(db_path, read_only=read_only, lock_timeout=lock_timeout)
+    warehouse = warehouse or current_warehouse()
+    if warehouse.is_lake:
+        limit = _at_least(limit, LAKE_MIN_MEMORY)
+        con = _lake(warehouse, read_only=read_only, memory_limit=limit)
+        label: Path | str = warehouse.describe()
+    else:
+        con = connect(db_path, read_only=read_only, lock_timeout=lock_timeout,
+                      warehouse=warehouse)
+        label = resolve_db_path(db_path)
     try:
         con.execute(f"SET memory_limit = '{limit}'")
         if read_only:
             version = schema_version_of(con)
             if version is not None and version > SCHEMA_VERSION:
-                raise WarehouseError(_newer_message(resolve_db_path(db_path), version))
+                raise WarehouseError(_newer_message(label, version))
         else:
-            ensure_schema(con, resolve_db_path(db_path))
+            ensure_schema(con, label, lake=warehouse.is_lake)
     except BaseException:
         con.close()
         raise
@@ -161,7 +261,7 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _newer_message(path: Path, version: int) -> str:
+def _newer_message(path: Path | str, version: int) -> str:
     return (
         f"{path} has schema version {version}, newer than this stx_pipeline"
         f" (version {SCHEMA_VERSION}); upgrade stx_pipeline or use another file"
@@ -171,6 +271,7 @@ def _newer_message(path: Path, version: int) -> str:
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        " AND table_catalog = current_database()"
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -185,13 +286,15 @@ def schema_version_of(con: duckdb.DuckDBPyConnection) -> int | None:
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     rows = con.execute(
         "SELECT column_name FROM information_schema.columns"
-        " WHERE table_schema = 'main' AND table_name = ?",
+        " WHERE table_schema = 'main' AND table_name = ? AND table_catalog = current_database()",
         [table],
     ).fetchall()
     return {r[0] for r in rows}
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> None:
+def ensure_schema(
+    con: duckdb.DuckDBPyConnection, path: Path | str | None = None, *, lake: bool = False
+) -> None:
     """Create a new file's tables, migrate a known older version, refuse anything else."""
     label = path or "the database"
     tables = _tables(con)
@@ -216,7 +319,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> N
     try:
         if version is not None and version < SCHEMA_VERSION:
             _migrate(con, version)
-        for ddl in ALL_DDL:
+        for ddl in schema_ddl(lake=lake):
             con.execute(ddl)
         if version != SCHEMA_VERSION:
             con.execute(
@@ -229,76 +332,69 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path | None = None) -> N
 
 
 # Version 1 is the layout of the seed's cache (docs/architecture.md, "The seed
-# algorithm"): transactions without the canonical
-# flag, the fee payer and the ingestion time, and a ledger without offsets.
+# algorithm"): transactions without the canonical flag, the fee payer and the ingestion
+# time, and a ledger without offsets. Version 2 added those; version 3 dropped the
+# primary key on tx_id (see schema.py); version 4 added `index_block_hash` on rows and
+# `final` / `verified_head` on the ledger.
+#
+# Each table is rebuilt in the current layout (create, copy, drop, rename) rather than
+# ALTERed column by column and then updated: DuckDB 1.5 refuses to commit a transaction
+# that alters a table twice and then updates it ("Attempting to modify table ... but
+# another transaction has altered this table"), and a migration must be one transaction.
 def _migrate(con: duckdb.DuckDBPyConnection, version: int) -> None:
-    if version < 2:
-        _migrate_to_2(con)
-    if "index_block_hash" not in _columns(con, "transactions"):
+    cols = _columns(con, "transactions")
+    if version < 3 or not set(TRANSACTION_COLUMNS) - {"index_block_hash"} <= cols:
+        missing, present = _transaction_fills(cols)
+        _rebuild(con, "transactions", TRANSACTIONS_DDL, TRANSACTION_COLUMNS, missing, present)
+    elif "index_block_hash" not in cols:  # one ALTER, no update after it: allowed
         con.execute("ALTER TABLE transactions ADD COLUMN index_block_hash VARCHAR")
-    if version < 3:
-        _drop_transactions_primary_key(con)
-    if version < 4:
-        _migrate_to_4(con)
+    if "coverage_ledger" in _tables(con) and version < 4:
+        _rebuild(con, "coverage_ledger", COVERAGE_LEDGER_DDL, LEDGER_COLUMNS,
+                 _LEDGER_MISSING, {}, [_V4_FINAL_BEFORE_SECONDS])
 
 
 # What a version-3 file sealed before finality was tracked: final if it ended this long
 # before the newest burn time the file holds (backfill/finality.py, the default horizon).
 _V4_FINAL_BEFORE_SECONDS = 4 * 3600
 
-
-def _migrate_to_4(con: duckdb.DuckDBPyConnection) -> None:
-    """Version 4: `index_block_hash` on rows; `final` and `verified_head` on the ledger."""
-    if "coverage_ledger" not in _tables(con):
-        return
-    lcols = _columns(con, "coverage_ledger")
-    if "final" not in lcols:
-        con.execute("ALTER TABLE coverage_ledger ADD COLUMN final BOOLEAN DEFAULT false")
-    if "verified_head" not in lcols:
-        con.execute("ALTER TABLE coverage_ledger ADD COLUMN verified_head TIMESTAMPTZ")
-    con.execute(
-        "UPDATE coverage_ledger SET final = coalesce(status = 'sealed' AND window_end <"
-        " (SELECT max(burn_block_time) FROM transactions) - to_seconds(?), false)",
-        [_V4_FINAL_BEFORE_SECONDS],
-    )
+# What a column missing from an older ledger becomes (`?` is _V4_FINAL_BEFORE_SECONDS).
+_LEDGER_MISSING = {
+    "expected": "NULL", "loaded": "0", "rejected": "0", "next_offset": "0", "attempts": "1",
+    "pages": "0", "verified_head": "NULL",
+    "final": "coalesce(status = 'sealed' AND window_end <"
+             " (SELECT max(burn_block_time) FROM transactions) - to_seconds(?), false)",
+}
 
 
-def _drop_transactions_primary_key(con: duckdb.DuckDBPyConnection) -> None:
-    """Version 3: the same table without the in-memory primary-key index (see schema.py)."""
-    cols = ", ".join(TRANSACTION_COLUMNS)
-    con.execute(TRANSACTIONS_DDL.replace("IF NOT EXISTS transactions", "transactions__v3", 1))
-    con.execute(f"INSERT INTO transactions__v3 ({cols}) SELECT {cols} FROM transactions")
-    con.execute("DROP TABLE transactions")
-    con.execute("ALTER TABLE transactions__v3 RENAME TO transactions")
+def _transaction_fills(cols: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """What a column missing from older transactions becomes (versions 1-3), and what a
+    present one left empty by a half-done version-2 upgrade is filled with."""
+    sponsored = "sponsored" if "sponsored" in cols else "false"
+    sponsor = "sponsor_address" if "sponsor_address" in cols else "NULL"
+    payer = (f"CASE WHEN {sponsored} AND {sponsor} IS NOT NULL THEN {sponsor}"
+             " ELSE sender_address END")
+    missing = {"sponsored": "false", "canonical": "true", "ingested_at": "now()",
+               "fee_payer": payer}
+    present = {"fee_payer": f"coalesce(fee_payer, {payer})",
+               "ingested_at": "coalesce(ingested_at, now())"}
+    return missing, present
 
 
-def _migrate_to_2(con: duckdb.DuckDBPyConnection) -> None:
-    cols = _columns(con, "transactions")
-    additions = {
-        "sponsored": "BOOLEAN DEFAULT false",
-        "sponsor_address": "VARCHAR",
-        "fee_payer": "VARCHAR",
-        "canonical": "BOOLEAN DEFAULT true",
-        "contract_id": "VARCHAR",
-        "function_name": "VARCHAR",
-        "token_recipient": "VARCHAR",
-        "token_amount_ustx": "BIGINT",
-        "ingested_at": "TIMESTAMPTZ",
-    }
-    for name, decl in additions.items():
-        if name not in cols:
-            con.execute(f"ALTER TABLE transactions ADD COLUMN {name} {decl}")
-    con.execute(
-        "UPDATE transactions SET fee_payer = CASE WHEN sponsored AND sponsor_address"
-        " IS NOT NULL THEN sponsor_address ELSE sender_address END WHERE fee_payer IS NULL"
-    )
-    con.execute("UPDATE transactions SET ingested_at = now() WHERE ingested_at IS NULL")
-    if "coverage_ledger" in _tables(con):
-        lcols = _columns(con, "coverage_ledger")
-        for name, decl in {
-            "rejected": "BIGINT DEFAULT 0",
-            "next_offset": "BIGINT DEFAULT 0",
-            "pages": "INTEGER DEFAULT 0",
-        }.items():
-            if name not in lcols:
-                con.execute(f"ALTER TABLE coverage_ledger ADD COLUMN {name} {decl}")
+def _rebuild(
+    con: duckdb.DuckDBPyConnection, table: str, ddl: str, columns: tuple[str, ...],
+    missing: dict[str, str], present: dict[str, str], params: list[object] | None = None,
+) -> None:
+    """`table` in its current layout: columns it has copied (or filled, `present`), columns
+    it lacks computed (`missing`, else NULL)."""
+    have = _columns(con, table)
+    exprs = [
+        f"{present.get(c, c)} AS {c}" if c in have else f"{missing.get(c, 'NULL')} AS {c}"
+        for c in columns
+    ]
+    new = f"{table}__new"
+    con.execute(ddl.replace(f"IF NOT EXISTS {table}", new, 1))
+    uses_param = any("?" in e for e in exprs)
+    con.execute(f"INSERT INTO {new} ({', '.join(columns)}) SELECT {', '.join(exprs)}"
+                f" FROM {table}", (params or []) if uses_param else [])
+    con.execute(f"DROP TABLE {table}")
+    con.execute(f"ALTER TABLE {new} RENAME TO {table}")

@@ -10,6 +10,9 @@ so never block a backfill from starting either.
 
 When no process holds the main file and it is newer than the copy (a metrics build, a run
 that crashed), the first reader refreshes the copy itself under a shared read lock.
+
+A DuckLake warehouse needs no copy: every reader attaches the lake read-only and sees the
+latest commit (warehouse/lake.py), so publishing is off there.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from stx_pipeline.warehouse.db import (
     WarehouseError,
     _first_line,
     _is_lock_error,
+    connect,
+    current_warehouse,
     memory_limit_setting,
     resolve_db_path,
 )
@@ -98,8 +103,11 @@ class SnapshotPublisher:
         self.published = 0
         self._dirty = False
         self._last = float("-inf")
+        self.enabled = not current_warehouse().is_lake  # lake readers read the lake itself
 
     def publish(self) -> None:
+        if not self.enabled:
+            return
         try:
             publish_snapshot(self.con, self.db_path)
         except (duckdb.Error, OSError) as exc:  # readers stay on the previous copy
@@ -167,8 +175,14 @@ def connect_readonly(
     """A read-only connection to the latest read snapshot; never waits for a writer.
 
     What it sees is at most one publish interval (30 s) plus one commit group behind the
-    writer. Reconnect to see newer data: an open connection keeps its snapshot.
+    writer. Reconnect to see newer data: an open connection keeps its snapshot. On a
+    DuckLake warehouse: the lake itself, read-only, as of its latest commit.
     """
+    limit = memory_limit_setting(memory_limit)
+    if current_warehouse().is_lake:
+        con = connect(read_only=True)
+        con.execute(f"SET memory_limit = '{limit}'")
+        return con
     path = resolve_db_path(db_path)
     if not path.exists():
         raise WarehouseError(f"no database at {path} yet; run a backfill first")
@@ -180,7 +194,6 @@ def connect_readonly(
                 f"a writer holds {path} and has not published {snap.name} yet; it does"
                 f" within {publish_seconds():.0f}s of its first commit, try again then"
             )
-    limit = memory_limit_setting(memory_limit)
     try:
         con = duckdb.connect(str(snap), read_only=True)
     except duckdb.Error as exc:

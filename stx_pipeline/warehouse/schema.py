@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS transactions (
 # finality horizon of the run that last verified it, see backfill/finality.py); until then
 # it is provisional and every run re-verifies it. `verified_head` is the head burn time
 # that run saw.
+LEDGER_COLUMNS: tuple[str, ...] = (
+    "window_start", "window_end", "expected", "loaded", "rejected", "next_offset", "status",
+    "fetched_at", "attempts", "pages", "final", "verified_head",
+)
 COVERAGE_LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS coverage_ledger (
     window_start   TIMESTAMPTZ PRIMARY KEY,
@@ -141,3 +145,12 @@ ALL_DDL: tuple[str, ...] = (
     BACKFILL_RUNS_DDL,
     META_DDL,
 )
+
+
+def schema_ddl(*, lake: bool = False) -> tuple[str, ...]:
+    """The DDL for the embedded file, or for DuckLake, which has no PRIMARY KEY (nor any
+    index): there the one writer's upserts (UPDATE, then INSERT where absent, in one
+    transaction) keep the keys unique, as they do on the file."""
+    if not lake:
+        return ALL_DDL
+    return tuple(ddl.replace(" PRIMARY KEY", "") for ddl in ALL_DDL)

@@ -70,7 +70,8 @@ def _percent(fraction: float | None) -> float | None:
 def column_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
     rows = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+        "WHERE table_schema = 'main' AND table_name = ? AND table_catalog = current_database()"
+        " ORDER BY ordinal_position",
         [table],
     ).fetchall()
     return dg.TableSchema(columns=[dg.TableColumn(name, str(kind)) for name, kind in rows])

@@ -182,7 +182,7 @@ def transactions(
     context.log.info(
         f"backfill to a {config.target_days}-day target, at most {config.max_pages:,} pages"
         f"{', clearing the table first' if config.force_refresh else ''}; "
-        f"API {hiro.resolved_base_url()}, warehouse {duckdb.database}"
+        f"API {hiro.resolved_base_url()}, warehouse {duckdb.describe()}"
     )
     with hiro.get_client() as client:
         reporter = ProgressReporter(

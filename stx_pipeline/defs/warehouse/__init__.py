@@ -1,0 +1,1 @@
+"""The warehouse itself: compaction of the DuckLake on a schedule."""
