@@ -39,9 +39,10 @@ SENSORS = {
     "run_failure_alert_sensor",
     "freshness_sensor",
 }
-SCHEDULES = {"daily_refresh_schedule", "audit_sealed_history_schedule"}
+SCHEDULES = {"daily_refresh_schedule", "audit_sealed_history_schedule",
+             "warehouse_compaction_schedule"}
 JOBS = {"transactions_backfill_job", "daily_refresh_job", "metrics_refresh_job",
-        "audit_sealed_history_job"}
+        "audit_sealed_history_job", "warehouse_compaction_job"}
 
 
 @pytest.fixture(scope="module")

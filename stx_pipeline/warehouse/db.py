@@ -52,11 +52,9 @@ class WarehouseLocked(WarehouseError):
 
 
 def current_warehouse() -> Warehouse:
-    """`$STX_PIPELINE_WAREHOUSE`, parsed; a malformed value is a one-line WarehouseError."""
-    try:
-        return warehouse_from_env()
-    except WarehouseSettingError as exc:
-        raise WarehouseError(str(exc)) from None
+    """`$STX_PIPELINE_WAREHOUSE`, parsed (settings.py; a malformed value is its one-line
+    SettingError, like any other variable's)."""
+    return warehouse_from_env()
 
 
 def _lake(warehouse: Warehouse, *, read_only: bool,

@@ -118,8 +118,11 @@ def _data_path(raw: str, path: str) -> str:
 
 
 def warehouse_from_env() -> Warehouse:
-    """Read at call time, so tests and the dev server can set the environment late."""
-    return parse_warehouse(os.environ.get(ENV))
+    """The setting as `settings.current()` parsed it (this parser, through its row in
+    `settings.VARIABLES`), read at call time: tests and the dev server set it late."""
+    from stx_pipeline import settings
+
+    return settings.current().warehouse or EMBEDDED
 
 
 @dataclass(frozen=True)

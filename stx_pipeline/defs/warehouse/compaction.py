@@ -31,6 +31,7 @@ def compact_lake(context: dg.OpExecutionContext) -> dg.Output[dict]:
 
 
 @dg.job(name="warehouse_compaction_job", tags=settings.writer_run_tags(),
+        executor_def=dg.in_process_executor,
         description="Merge the DuckLake warehouse's small Parquet files (no-op on the file).")
 def warehouse_compaction_job() -> None:
     compact_lake()
