@@ -103,7 +103,7 @@ def pipeline_environment(environ: Mapping[str, str], home: Path, days: int) -> d
     env["DAGSTER_HOME"] = str(home)
     # An explicit STX_PIPELINE_TARGET_DAYS wins over `--days`; either way it is the one
     # target of the button, the sensor and the schedule.
-    explicit = current.explicit("STX_PIPELINE_TARGET_DAYS", environ)
+    explicit = settings.is_set("STX_PIPELINE_TARGET_DAYS", environ)
     env["STX_PIPELINE_TARGET_DAYS"] = str(current.target_days if explicit else days)
     # Absolute, so a run worker whatever its cwd opens the files the terminal shows.
     env["STX_PIPELINE_DB"] = str(current.db_path)

@@ -338,11 +338,6 @@ class Settings:
         values = {v.attr: _read(v, env) for v in VARIABLES}
         return cls(**values)
 
-    def explicit(self, name: str, environ: Mapping[str, str] | None = None) -> bool:
-        """Was `name` set (not blank) rather than defaulted?"""
-        env = os.environ if environ is None else environ
-        return bool((env.get(name) or "").strip())
-
 
 def _read(variable: Variable, env: Mapping[str, str]) -> Any:
     raw = (env.get(variable.name) or "").strip()
@@ -355,6 +350,12 @@ def _read(variable: Variable, env: Mapping[str, str]) -> Any:
 def current(environ: Mapping[str, str] | None = None) -> Settings:
     """The settings now (parsed afresh: cheap, and the environment may have changed)."""
     return Settings.from_env(environ)
+
+
+def is_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Is variable `name` set (not blank), rather than left to its default?"""
+    env = os.environ if environ is None else environ
+    return bool((env.get(BY_NAME[name].name) or "").strip())
 
 
 def parse_value(name: str, raw: str) -> Any:

@@ -79,7 +79,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
 def _optional_env(name: str) -> dg.EnvVar | None:
     """`dg.EnvVar` only when set: an unset EnvVar is a config error, the key is optional."""
-    return dg.EnvVar(name) if core_settings.current().explicit(name) else None
+    return dg.EnvVar(name) if core_settings.is_set(name) else None
 
 
 @dg.definitions
