@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="clear table and ledger once, then refetch")
     bf.add_argument("--workers", type=_positive_int, default=None,
                     help="concurrent fetchers (default: from the rate limit and latency)")
+    bf.add_argument("--source", choices=("auto", "v3", "v1"), default=None,
+                    help="transaction list to read ($HIRO_SOURCE, else auto: v3 where the"
+                    " server serves it, else v1)")
     bf.add_argument("--until-complete", action="store_true",
                     help="repeat runs until complete, stopping on a stall (the seed's"
                     " monitor loop)")
@@ -264,7 +267,7 @@ def _preflight(client: Any) -> None:
     """Unreachable or non-Stacks URLs are configuration errors (exit 2), said once."""
     import requests
 
-    url = client.base_url.rstrip("/") + "/extended/v1/tx?limit=1"
+    url = client.base_url.rstrip("/") + "/extended"  # the status route: any API version
     try:
         requests.get(url, timeout=(min(client.connect_timeout, 5.0), client.read_timeout),
                      headers={"Accept": "application/json"}, allow_redirects=False)
@@ -321,8 +324,13 @@ class _ProgressLine:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from stx_pipeline.backfill import StopReason, ensure_transaction_history
     from stx_pipeline.backfill.until_complete import run_backfill_until_complete
+    from stx_pipeline.hiro.source_choice import source_setting
 
     _check_db(args.db)
+    try:
+        source = source_setting(args.source)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     client = _make_client(args.api_url)
     _preflight(client)
     progress = _ProgressLine()
@@ -339,6 +347,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 client=client,
                 workers=args.workers,
                 on_progress=progress,
+                source=source,
             )
             progress.done()
             print(f"until-complete: {outcome.reason} after {outcome.runs} run(s)")
@@ -356,6 +365,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             client=client,
             workers=args.workers,
             on_progress=progress,
+            source=source,
         )
     finally:
         from stx_pipeline.backfill.api_notice import record_api_notice
@@ -367,7 +377,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         f"{result.stop_reason.value}: {result.rows_total:,} rows, coverage"
         f" {result.coverage_percent:.2f}% of {args.days} days"
         f" ({result.coverage_final_percent:.2f}% final), +{result.rows_inserted:,} new,"
-        f" {result.pages} pages in {result.elapsed_seconds:.1f}s"
+        f" {result.pages} pages in {result.elapsed_seconds:.1f}s (source {result.source})"
     )
     if result.stop_reason is StopReason.API_ERROR:
         print(f"stx-pipeline: error: {result.error}", file=sys.stderr)
@@ -398,6 +408,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Newest:    {progress['newest']}")
     print(f"Coverage:  {float(progress['days_coverage'] or 0):.1f} days"
           f" (target {progress['target_days']})")
+    if progress.get("source"):
+        print(f"Source:    {progress['source']} (the transaction list the last run read)")
     if "windows_sealed" in progress:
         print(f"Windows:   {progress['windows_sealed']:,} sealed of"
               f" {progress.get('windows_total', 0):,} | {progress.get('percent_complete', 0)}%"

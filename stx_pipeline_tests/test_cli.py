@@ -43,6 +43,7 @@ def _free_port() -> int:
         (["backfill", "--days", "abc"], "positive integer"),
         (["backfill", "--max-pages", "1.5"], "positive integer"),
         (["backfill", "--bogus-flag"], "unrecognized arguments"),
+        (["backfill", "--source", "v2"], "invalid choice"),
         (["backfill", "--api-url", "not a url"], "URL"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -72,21 +73,24 @@ def test_db_path_that_is_a_directory(tmp_path, simulator):
 def test_backfill_status_and_resume_exit_codes(make_simulator, tmp_path):
     sim = make_simulator(seed=31, history_days=2, tx_per_day=3000, frozen=True)
     db = str(tmp_path / "w.duckdb")
+    # pinned to v1 (--source): the deprecation notice below is the v1 route's
     cut = _cli("backfill", "--days", "1", "--max-pages", "5", "--api-url", sim.url, "--db", db,
-               tmp_path=tmp_path)
+               "--source", "v1", tmp_path=tmp_path)
     assert cut.returncode == 75, cut.stderr
     assert "max_pages" in cut.stdout
     status = _cli("status", "--days", "1", "--json", "--db", db, tmp_path=tmp_path)
     data = json.loads(status.stdout)
     assert data["status"] == "in_progress" and data["complete"] is False
-    done = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path)
+    done = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path,
+                HIRO_SOURCE="v1")
     assert done.returncode == 0, done.stderr
-    assert "target_reached" in done.stdout
+    assert "target_reached" in done.stdout and "(source v1)" in done.stdout
     data = json.loads(_cli("status", "--days", "1", "--json", "--db", db,
                            tmp_path=tmp_path).stdout)
     assert data["complete"] is True and data["percent_complete"] == 100.0
     human = _cli("status", "--days", "1", "--db", db, tmp_path=tmp_path)
     assert "Complete:  True" in human.stdout
+    assert "Source:    v1" in human.stdout
     log_text = (tmp_path / "backfill.log").read_text()
     assert " | INFO | backfill " in log_text  # the seed's log format
     status_file = json.loads((tmp_path / "status.json").read_text())
@@ -100,12 +104,32 @@ def test_backfill_status_and_resume_exit_codes(make_simulator, tmp_path):
     assert log_text.count("/extended/v1/tx is deprecated") == 2  # once per run
 
 
-def test_endpoint_gone_exits_1(make_simulator, tmp_path):
+def test_backfill_reads_v3_by_default_and_status_says_so(make_simulator, tmp_path):
+    sim = make_simulator(seed=34, history_days=2, tx_per_day=2000, frozen=True)
+    db = str(tmp_path / "w.duckdb")
+    done = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "(source v3)" in done.stdout
+    assert sim.stats["by_route"].get("v1_tx", 0) == 0
+    data = json.loads(_cli("status", "--days", "1", "--json", "--db", db,
+                           tmp_path=tmp_path).stdout)
+    assert data["complete"] is True and data["source"] == "v3"
+    assert "Source:    v3" in _cli("status", "--days", "1", "--db", db, tmp_path=tmp_path).stdout
+    status_file = json.loads((tmp_path / "status.json").read_text())
+    assert status_file["source"] == "v3"
+    bad = _cli("backfill", "--days", "1", "--api-url", sim.url, "--db", db, tmp_path=tmp_path,
+               HIRO_SOURCE="v2")
+    assert bad.returncode == 2 and "HIRO_SOURCE" in _one_line_error(bad)
+
+
+def test_endpoint_gone_on_v1_switches_to_v3(make_simulator, tmp_path):
     sim = make_simulator(seed=32, history_days=1, tx_per_day=1000, frozen=True, gone=True)
-    proc = _cli("backfill", "--days", "1", "--api-url", sim.url,
+    proc = _cli("backfill", "--days", "1", "--api-url", sim.url, "--source", "v1",
                 "--db", str(tmp_path / "w.duckdb"), tmp_path=tmp_path)
-    assert proc.returncode == 1
-    assert "410 Gone" in _one_line_error(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert "(source v3)" in proc.stdout
+    log_text = (tmp_path / "backfill.log").read_text()
+    assert log_text.count("answered 410 Gone") == 1 and "HIRO_SOURCE=v3" in log_text
 
 
 def test_wrong_content_type_exits_1(make_simulator, tmp_path):

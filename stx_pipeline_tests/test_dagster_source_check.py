@@ -21,6 +21,8 @@ def test_deprecated_v1_source_warns_and_alerts(make_simulator, tmp_path: Path, m
     sim = make_simulator(history_days=2, tx_per_day=1500)
     with WebhookReceiver() as hook, dg.instance_for_test() as instance:
         monkeypatch.setenv("STX_PIPELINE_ALERT_WEBHOOK", hook.url)
+        # pinned to v1: the check is about reading the deprecated route (auto reads v3)
+        monkeypatch.setenv("HIRO_SOURCE", "v1")
         result = dg.materialize(
             [transactions, source_not_deprecated], instance=instance,
             resources=resources(sim, tmp_path / "w.duckdb"), run_config=run_config(),

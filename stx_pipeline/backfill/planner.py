@@ -27,6 +27,8 @@ class Window:
     next_offset: int = 0
     # Known to the ledger already (resumed, re-verified or retried): keep its bounds.
     in_ledger: bool = False
+    # Where a v3 walk of this window resumes (backfill/source_v3.py); None: from its top.
+    cursor: str | None = None
 
     @property
     def is_head(self) -> bool:

@@ -38,6 +38,7 @@ class BackfillResult:
     stop_reason: StopReason
     complete: bool
     run_id: str = ""
+    source: str = ""  # the transaction list the run ended on: "v1" or "v3"
     target_days: float = 0.0
     target_time: datetime | None = None
     head_burn_time: datetime | None = None

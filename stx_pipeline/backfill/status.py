@@ -172,7 +172,7 @@ def _ledger_figures(
     rejected = con.execute("SELECT count(*) FROM rejected_rows").fetchone()[0]
     last_run = con.execute(
         "SELECT run_id, started_at, finished_at, stop_reason, pages, rows_inserted,"
-        " elapsed_seconds FROM backfill_runs WHERE finished_at IS NOT NULL"
+        " elapsed_seconds, source FROM backfill_runs WHERE finished_at IS NOT NULL"
         " ORDER BY finished_at DESC LIMIT 1"
     ).fetchone()
     rate = None
@@ -201,6 +201,8 @@ def _ledger_figures(
         "ledger_complete": cov.complete,
         "newest_head_seen": (datetime.fromtimestamp(int(horizon[0]), UTC)
                              if horizon else None),
+        # the transaction list the last run ended on ("v1" or "v3"); windows mean the same
+        "source": last_run[7] if last_run else None,
         "last_run": {
             "run_id": last_run[0],
             "started_at": last_run[1],
@@ -209,6 +211,7 @@ def _ledger_figures(
             "pages": last_run[4],
             "rows_inserted": last_run[5],
             "elapsed_seconds": last_run[6],
+            "source": last_run[7],
         }
         if last_run
         else None,

@@ -7,6 +7,10 @@ sealed only when the rows in the table for it match the API's `total`; it is sea
 final when it ends before the run's finality horizon, else provisional. A verification
 of a provisional window (one cheap request) either confirms it, or reopens it so that it
 is fetched again in full (backfill/finality.py).
+
+Both sources feed it the same batches: a v1 page carries its `offset`, a v3 page its
+`cursor` and the API's count per tenure (`tenures`, backfill/tenure_seal.py), which is
+what the window is then sealed against.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ import pyarrow as pa
 
 from stx_pipeline import failpoints
 from stx_pipeline.backfill.planner import Window
+from stx_pipeline.backfill.tenure_seal import (
+    TenureExpectation,
+    stored_by_tenure,
+    tenure_problem,
+)
 from stx_pipeline.hiro.rows import RejectedRow
 from stx_pipeline.warehouse.db import WarehouseError
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
@@ -104,6 +113,22 @@ class PageBatch:
     full_fetch: bool  # this attempt started at offset 0 in this run: orphans detectable
     horizon: int | None = None  # windows ending before it are sealed final
     head: int | None = None  # the head burn time the run saw when it fetched this
+    # v3: where the walk goes on after this page (committed with its rows), and the API's
+    # count per tenure of the window, which it is sealed against (None for v1)
+    cursor: str | None = None
+    tenures: TenureExpectation | None = None
+    source: str = "v1"
+
+
+@dataclass
+class TenureVerifyBatch:
+    """v3 re-verification: the API's tenures for each of some sealed windows, from one fresh
+    `/extended/v2/burn-blocks` listing (no request per window)."""
+
+    members: tuple[Window, ...]
+    expected: dict[int, TenureExpectation]  # window start -> its tenures
+    horizon: int
+    head: int
 
 
 @dataclass
@@ -179,7 +204,8 @@ class WindowWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, batch: PageBatch | VerifyBatch, stop: threading.Event) -> bool:
+    def put(self, batch: PageBatch | VerifyBatch | TenureVerifyBatch,
+            stop: threading.Event) -> bool:
         """Blocks while the queue is full (back-pressure keeps memory flat)."""
         while not stop.is_set() and self.error is None:
             try:
@@ -223,8 +249,8 @@ class WindowWriter:
                 group.append(nxt)
             try:
                 if self.error is None:
-                    self._commit_group(
-                        [b for b in group if isinstance(b, PageBatch | VerifyBatch)])
+                    self._commit_group([b for b in group if isinstance(
+                        b, PageBatch | VerifyBatch | TenureVerifyBatch)])
             except BaseException as exc:
                 self.error = exc
                 log.error("writer failed, window rolled back: %s", str(exc).splitlines()[0])
@@ -235,11 +261,12 @@ class WindowWriter:
                 self.queue.task_done()
                 return
 
-    def _commit_group(self, items: list[PageBatch | VerifyBatch]) -> None:
+    def _commit_group(self, items: list[PageBatch | VerifyBatch | TenureVerifyBatch]) -> None:
         con = self.con
         now = datetime.now(UTC)
         group = [b for b in items if isinstance(b, PageBatch)]
         checks = [b for b in items if isinstance(b, VerifyBatch)]
+        tenure_checks = [b for b in items if isinstance(b, TenureVerifyBatch)]
         con.execute("BEGIN TRANSACTION")
         try:
             rows: dict[str, dict] = {}
@@ -303,6 +330,10 @@ class WindowWriter:
                     reopened.append(check.window)
                 else:
                     verified.extend(outcome)
+            for tcheck in tenure_checks:
+                ok, bad = self._verify_tenures(tcheck, now)
+                verified.extend(ok)
+                reopened.extend(bad)
             failpoints.hit("writer.before_commit")
             con.execute("COMMIT")
         except BaseException as exc:
@@ -407,49 +438,59 @@ class WindowWriter:
     def _record_partial(self, batch: PageBatch, now: datetime, pages: int = 1) -> None:
         w = batch.window
         rejected = self._rejected_in_attempt.get(w.start, 0)
+        next_offset = batch.offset + 50 if batch.tenures is None else 0  # v3: the cursor
         # Update, else insert (one transaction; the same on the file and on DuckLake,
         # which has no ON CONFLICT): a retried page changes the same one row.
         updated = _affected(self.con.execute(
             """
             UPDATE coverage_ledger SET window_end = ?, expected = ?, rejected = ?,
                 next_offset = ?, status = 'partial', fetched_at = ?, final = false,
-                pages = pages + ?
+                pages = pages + ?, cursor = ?, source = ?
             WHERE window_start = ?
             """,
-            [to_ts(w.end or w.start), batch.total, rejected, batch.offset + 50, now, pages,
-             to_ts(w.start)],
+            [to_ts(w.end or w.start), batch.total, rejected, next_offset, now, pages,
+             batch.cursor, batch.source, to_ts(w.start)],
         ))
         if not updated:
             self.con.execute(
                 """
                 INSERT INTO coverage_ledger (window_start, window_end, expected, loaded,
-                    rejected, next_offset, status, fetched_at, attempts, pages)
-                VALUES (?, ?, ?, 0, ?, ?, 'partial', ?, 1, ?)
+                    rejected, next_offset, status, fetched_at, attempts, pages, cursor, source)
+                VALUES (?, ?, ?, 0, ?, ?, 'partial', ?, 1, ?, ?, ?)
                 """,
                 [to_ts(w.start), to_ts(w.end or w.start), batch.total, rejected,
-                 batch.offset + 50, now, pages],
+                 next_offset, now, pages, batch.cursor, batch.source],
             )
 
     def _seal_or_reset(self, batch: PageBatch, now: datetime, pages: int = 1) -> bool:
         """Seal when table rows + rejected rows == the API's total; else restart the window."""
         w = batch.window
         assert w.end is not None
-        loaded = self.con.execute(
-            "SELECT count(*) FROM transactions WHERE canonical"
-            " AND burn_block_time BETWEEN ? AND ?",
-            [to_ts(w.start), to_ts(w.end)],
-        ).fetchone()[0]
         rejected = self._rejected_in_attempt.get(w.start, 0)
-        ok = loaded + rejected == batch.total
+        problem: str | None = None
+        if batch.tenures is not None:  # v3: against the API's count per tenure
+            stored = stored_by_tenure(self.con, to_ts(w.start), to_ts(w.end))
+            loaded = sum(t.rows for t in stored.values())
+            problem = tenure_problem(batch.tenures, stored, rejected)
+        else:
+            loaded = self.con.execute(
+                "SELECT count(*) FROM transactions WHERE canonical"
+                " AND burn_block_time BETWEEN ? AND ?",
+                [to_ts(w.start), to_ts(w.end)],
+            ).fetchone()[0]
+            if loaded + rejected != batch.total:
+                problem = f"{loaded} rows + {rejected} rejected != total {batch.total}"
+        ok = problem is None
         values = [to_ts(w.end), batch.total, loaded, rejected,
-                  0 if not ok else batch.offset + 50, "sealed" if ok else "partial", now,
-                  ok and _is_final(batch),
-                  to_ts(batch.head) if batch.head is not None else None]
+                  0 if not ok or batch.tenures is not None else batch.offset + 50,
+                  "sealed" if ok else "partial", now, ok and _is_final(batch),
+                  to_ts(batch.head) if batch.head is not None else None, batch.source]
         updated = _affected(self.con.execute(
             """
             UPDATE coverage_ledger SET window_end = ?, expected = ?, loaded = ?,
                 rejected = ?, next_offset = ?, status = ?, fetched_at = ?, final = ?,
-                verified_head = ?, attempts = attempts + ?, pages = pages + ?
+                verified_head = ?, source = ?, cursor = NULL, attempts = attempts + ?,
+                pages = pages + ?
             WHERE window_start = ?
             """,
             [*values, 0 if ok else 1, pages, to_ts(w.start)],
@@ -458,19 +499,53 @@ class WindowWriter:
             self.con.execute(
                 """
                 INSERT INTO coverage_ledger (window_end, expected, loaded, rejected,
-                    next_offset, status, fetched_at, final, verified_head, attempts, pages,
-                    window_start)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                    next_offset, status, fetched_at, final, verified_head, source, attempts,
+                    pages, window_start)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
                 """,
                 [*values, pages, to_ts(w.start)],
             )
         if not ok:
             log.warning(
-                "window %s..%s: %d rows + %d rejected != total %d; it will be re-fetched",
-                to_ts(w.start).isoformat(), to_ts(w.end).isoformat(), loaded, rejected,
-                batch.total,
+                "window %s..%s: %s; it will be re-fetched",
+                to_ts(w.start).isoformat(), to_ts(w.end).isoformat(), problem,
             )
         return ok
+
+    def _verify_tenures(
+        self, check: TenureVerifyBatch, now: datetime
+    ) -> tuple[list[tuple[Window, bool]], list[Window]]:
+        """Each sealed window against the API's tenures for it: confirmed (and whether it is
+        now final), or reopened at its top, so that the run walks it again in full."""
+        confirmed: list[tuple[Window, bool]] = []
+        reopened: list[Window] = []
+        for m in check.members:
+            assert m.end is not None
+            start, end = to_ts(m.start), to_ts(m.end)
+            ledger = self.con.execute(
+                "SELECT rejected FROM coverage_ledger WHERE window_start = ?"
+                " AND status = 'sealed'", [start]).fetchone()
+            stored = stored_by_tenure(self.con, start, end)
+            loaded = sum(t.rows for t in stored.values())
+            problem = "not sealed any more" if ledger is None else tenure_problem(
+                check.expected.get(m.start, {}), stored, int(ledger[0]))
+            if problem is None:
+                final = m.end < check.horizon
+                self.con.execute(
+                    "UPDATE coverage_ledger SET expected = ? + rejected, loaded = ?,"
+                    " fetched_at = ?, verified_head = ?, final = ? WHERE window_start = ?",
+                    [loaded, loaded, now, to_ts(check.head), final, start],
+                )
+                confirmed.append((m, final))
+                continue
+            self.con.execute(
+                "UPDATE coverage_ledger SET status = 'partial', next_offset = 0, cursor = NULL,"
+                " final = false, fetched_at = ? WHERE window_start = ?", [now, start],
+            )
+            log.warning("window %s..%s changed on the chain (%s); fetching it again",
+                        start.isoformat(), end.isoformat(), problem)
+            reopened.append(m)
+        return confirmed, reopened
 
     def _verify(self, check: VerifyBatch, now: datetime) -> list[tuple[Window, bool]] | None:
         """Compare sealed windows with the API's view of their span. Confirmed: each member
@@ -514,7 +589,8 @@ class WindowWriter:
             if len(members) == 1:
                 self.con.execute(
                     "UPDATE coverage_ledger SET status = 'partial', next_offset = 0,"
-                    " final = false, fetched_at = ? WHERE window_start = ?", [now, bounds[0]],
+                    " cursor = NULL, final = false, fetched_at = ? WHERE window_start = ?",
+                    [now, bounds[0]],
                 )
                 log.warning(
                     "window %s..%s changed on the chain (API total %d, table %d + %d"

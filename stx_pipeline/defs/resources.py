@@ -27,6 +27,8 @@ class HiroResource(dg.ConfigurableResource):
     read_timeout: float | None = None
     requests_per_minute: int | None = None
     max_attempts: int | None = None
+    # the transaction list: auto (v3 where served, else v1), v3 or v1; None: $HIRO_SOURCE
+    source: str | None = None
 
     def resolved_base_url(self) -> str:
         """Explicit config, else `$HIRO_API_URL`, else the public Hiro API."""

@@ -25,7 +25,8 @@ _WARNING = re.compile(r'(\d{3})\s+(\S+)\s+"((?:[^"\\]|\\.)*)"')
 # What the operator can do about it, said once next to the warning.
 WHAT_TO_DO = (
     "the route will answer 410 Gone when Hiro switches deprecated endpoints off; "
-    "the replacement is GET /extended/v3/transactions"
+    "the replacement is GET /extended/v3/transactions, which the backfill reads by default"
+    " (HIRO_SOURCE=auto) and switches to by itself on a 410"
 )
 
 

@@ -49,8 +49,7 @@ class EndpointGone(HiroError):
         super().__init__(
             f"Hiro API answered 410 Gone for {url_path}: the endpoint has been retired"
             f" by this server ({server_message or 'no message'}); its replacement is"
-            " /extended/v3/transactions, which this release does not backfill from yet:"
-            " point HIRO_API_URL at a server that still serves /extended/v1/tx"
+            " /extended/v3/transactions: set HIRO_SOURCE=v3 (or auto, the default)"
         )
 
 

@@ -18,6 +18,7 @@ from stx_pipeline.hiro.v3 import list_transaction_summaries
 logger = logging.getLogger("stx_pipeline.hiro")
 
 SOURCES = ("auto", "v3", "v1")
+V3_ABSENT = (404, 405, 501)  # what a server without the v3 routes answers
 DEFAULT_SOURCE = "auto"
 
 
@@ -36,7 +37,7 @@ def serves_v3(client: HiroClient) -> bool:
     try:
         list_transaction_summaries(client, limit=1)
     except HiroRequestError as exc:
-        if exc.status in (404, 405, 501):
+        if exc.status in V3_ABSENT:
             return False
         raise
     return True

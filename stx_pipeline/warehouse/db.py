@@ -24,6 +24,8 @@ import duckdb
 from stx_pipeline import settings
 from stx_pipeline.warehouse import lake
 from stx_pipeline.warehouse.schema import (
+    BACKFILL_RUN_COLUMNS,
+    BACKFILL_RUNS_DDL,
     COVERAGE_LEDGER_DDL,
     LEDGER_COLUMNS,
     SCHEMA_VERSION,
@@ -346,9 +348,11 @@ def _migrate(con: duckdb.DuckDBPyConnection, version: int) -> None:
         _rebuild(con, "transactions", TRANSACTIONS_DDL, TRANSACTION_COLUMNS, missing, present)
     elif "index_block_hash" not in cols:  # one ALTER, no update after it: allowed
         con.execute("ALTER TABLE transactions ADD COLUMN index_block_hash VARCHAR")
-    if "coverage_ledger" in _tables(con) and version < 4:
+    if "coverage_ledger" in _tables(con) and version < 5:
         _rebuild(con, "coverage_ledger", COVERAGE_LEDGER_DDL, LEDGER_COLUMNS,
                  _LEDGER_MISSING, {}, [_V4_FINAL_BEFORE_SECONDS])
+    if "backfill_runs" in _tables(con) and version < 5:
+        _rebuild(con, "backfill_runs", BACKFILL_RUNS_DDL, BACKFILL_RUN_COLUMNS, {}, {})
 
 
 # What a version-3 file sealed before finality was tracked: final if it ended this long
@@ -358,7 +362,8 @@ _V4_FINAL_BEFORE_SECONDS = 4 * 3600
 # What a column missing from an older ledger becomes (`?` is _V4_FINAL_BEFORE_SECONDS).
 _LEDGER_MISSING = {
     "expected": "NULL", "loaded": "0", "rejected": "0", "next_offset": "0", "attempts": "1",
-    "pages": "0", "verified_head": "NULL",
+    "pages": "0", "verified_head": "NULL", "cursor": "NULL",
+    "source": "'v1'",  # version 5: every window of an older file was filled through v1
     "final": "coalesce(status = 'sealed' AND window_end <"
              " (SELECT max(burn_block_time) FROM transactions) - to_seconds(?), false)",
 }

@@ -6,7 +6,7 @@ forward on open and a foreign or newer file is refused instead of damaged.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Column order of `transactions`; the row mapper (hiro/rows.py) produces exactly these keys.
 TRANSACTION_COLUMNS: tuple[str, ...] = (
@@ -73,9 +73,13 @@ CREATE TABLE IF NOT EXISTS transactions (
 # finality horizon of the run that last verified it, see backfill/finality.py); until then
 # it is provisional and every run re-verifies it. `verified_head` is the head burn time
 # that run saw.
+# The same windows are filled by either source (backfill/source_v1.py, source_v3.py), so a
+# sealed window means the same whoever sealed it: every transaction with its burn time in
+# the window is stored once. `cursor` is where a v3 walk of the window resumes (committed
+# with the rows it produced, as `next_offset` is for v1); `source` says who last wrote it.
 LEDGER_COLUMNS: tuple[str, ...] = (
     "window_start", "window_end", "expected", "loaded", "rejected", "next_offset", "status",
-    "fetched_at", "attempts", "pages", "final", "verified_head",
+    "fetched_at", "attempts", "pages", "final", "verified_head", "cursor", "source",
 )
 COVERAGE_LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS coverage_ledger (
@@ -90,7 +94,9 @@ CREATE TABLE IF NOT EXISTS coverage_ledger (
     attempts       INTEGER NOT NULL DEFAULT 1,
     pages          INTEGER NOT NULL DEFAULT 0,
     final          BOOLEAN NOT NULL DEFAULT false,
-    verified_head  TIMESTAMPTZ
+    verified_head  TIMESTAMPTZ,
+    cursor         VARCHAR,
+    source         VARCHAR NOT NULL DEFAULT 'v1'
 )
 """
 
@@ -106,6 +112,11 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
 """
 
 # One row per backfill run: the figures behind rows/s and ETA in the status report.
+BACKFILL_RUN_COLUMNS: tuple[str, ...] = (
+    "run_id", "started_at", "finished_at", "target_days", "stop_reason", "pages", "requests",
+    "rows_inserted", "rows_updated", "rows_orphaned", "windows_sealed", "elapsed_seconds",
+    "source",
+)
 BACKFILL_RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS backfill_runs (
     run_id          VARCHAR PRIMARY KEY,
@@ -119,7 +130,8 @@ CREATE TABLE IF NOT EXISTS backfill_runs (
     rows_updated    BIGINT,
     rows_orphaned   BIGINT,
     windows_sealed  BIGINT,
-    elapsed_seconds DOUBLE
+    elapsed_seconds DOUBLE,
+    source          VARCHAR               -- 'v1' | 'v3': the list the run ended on
 )
 """
 

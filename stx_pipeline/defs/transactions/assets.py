@@ -119,6 +119,7 @@ def backfill_metadata(result: BackfillResult, target_days: int) -> dict[str, Any
         "summary": dg.MetadataValue.md(summary_markdown(result, target_days)),
         "complete": dg.MetadataValue.bool(result.complete),
         "stop_reason": dg.MetadataValue.text(result.stop_reason.value),
+        "source": dg.MetadataValue.text(result.source or "none"),
         "target_days": dg.MetadataValue.int(target_days),
         "coverage_percent": dg.MetadataValue.float(round(result.coverage_percent, 2)),
         "coverage_final_percent": dg.MetadataValue.float(round(result.coverage_final_percent, 2)),
@@ -198,6 +199,7 @@ def transactions(
             db_path=duckdb.database,
             client=client,
             on_progress=reporter,
+            source=hiro.source,
         )
         record_api_notice(client.deprecation.to_dict())
         api = api_metadata(client.deprecation.to_dict())
