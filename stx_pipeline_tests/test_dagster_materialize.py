@@ -228,7 +228,8 @@ def test_api_error_fails_the_run_with_the_message(
     instance: dg.DagsterInstance,
     tmp_path: Path,
 ) -> None:
-    sim = make_simulator(gone=True)
+    # a server that answers no JSON (a 410 on v1 no longer fails: the run goes on on v3)
+    sim = make_simulator(wrong_content_type=True)
     result = dg.materialize(
         [transactions],
         instance=instance,
@@ -242,8 +243,24 @@ def test_api_error_fails_the_run_with_the_message(
     data = failures[0].step_failure_data
     message = data.user_failure_data.description if data.user_failure_data else data.error.message
     assert message and "\n" not in message.strip()
-    assert "410" in message or "gone" in message.lower(), message
+    assert "not JSON" in message, message
     assert not result.asset_materializations_for_node("transactions")
+
+
+def test_source_field_and_a_410_on_v1_end_on_v3(
+    make_simulator: Callable[..., Simulator],
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    sim = make_simulator(gone=True, history_days=2, tx_per_day=1500)
+    res = {**resources(sim, tmp_path / "wallet_metrics.duckdb"),
+           "hiro": HiroResource(base_url=sim.url, max_attempts=2, source="v1")}
+    result = dg.materialize([transactions], instance=instance, resources=res,
+                            run_config=run_config(target_days=1))
+    assert result.success
+    assert meta(result, "transactions")["source"] == "v3"
+    assert meta(result, "transactions")["complete"] is True
+    assert sim.stats["by_route"]["v3_transactions"] > 0
 
 
 def _run_checks(

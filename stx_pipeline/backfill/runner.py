@@ -96,7 +96,7 @@ def ensure_transaction_history(
         raise ValueError(f"max_pages must be a positive integer, got {max_pages!r}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    setting = source_setting(source)
+    setting = source_setting(source) if source is not None else settings.current().hiro_source
 
     path = resolve_db_path(db_path)
     own_client = client is None
