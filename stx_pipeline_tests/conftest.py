@@ -45,6 +45,19 @@ def simulator(make_simulator: Callable[..., Simulator]) -> Simulator:
     return make_simulator()
 
 
+# The two transaction sources every exactness suite runs on (issue 12).
+SOURCES = ("v1", "v3")
+
+
+@pytest.fixture(params=SOURCES)
+def source(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`v1` or `v3`, pinned through `HIRO_SOURCE` for the test's in-process runs (a
+    subprocess gets it through `cli_env(..., HIRO_SOURCE=source)`). A test ends by checking
+    `result.source == source`: a runner that ignored the pin would otherwise pass twice."""
+    monkeypatch.setenv("HIRO_SOURCE", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unset every `HIRO_*` / `STX_PIPELINE_*` variable for the test (see cli_env.py):

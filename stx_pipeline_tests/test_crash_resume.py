@@ -3,7 +3,8 @@
 The backfill runs as a real `stx-pipeline backfill` subprocess against the simulator
 (in this process, frozen so the ground truth is fixed). Kills land at seeded random
 moments across Phase 1, Phase 2 and the writer's commits, plus exact kills between a
-window's row insert and its COMMIT through the `writer.before_commit` failpoint.
+window's row insert and its COMMIT through the `writer.before_commit` failpoint. Both
+sources: the killed runs and the finishing run read the `source` the fixture pins.
 """
 
 from __future__ import annotations
@@ -30,21 +31,22 @@ def _backfill_cmd(sim, db: Path) -> list[str]:
             "--db", str(db), "--api-url", sim.url, "--workers", "2"]
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return cli_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="20", **extra)
+def _env(tmp_path: Path, source: str, **extra: str) -> dict[str, str]:
+    return cli_env(tmp_path, STX_PIPELINE_LOCK_TIMEOUT="20", HIRO_SOURCE=source, **extra)
 
 
-def _finish(sim, db: Path) -> None:
+def _finish(sim, db: Path, source: str) -> None:
     with HiroClient(sim.url, backoff_initial=0.01, backoff_max=0.05) as client:
         result = ensure_transaction_history(max_days=float(DAYS), db_path=str(db), client=client,
                                             status_path=str(db.parent / "final.json"))
     assert result.complete, result.to_dict()
+    assert result.source == source
     assert_exact(sim, db, int(result.target_time.timestamp()))
     assert_ledger_consistent(db)
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_is_exact(make_simulator, tmp_path):
+def test_sigkill_at_random_moments_then_resume_is_exact(make_simulator, tmp_path, source):
     # ~30k rows at ~40 pages/s: about 15 s of work, spread over 20 killed runs
     sim = make_simulator(seed=21, history_days=3, tx_per_day=10000, frozen=True,
                          latency_ms=40)
@@ -53,7 +55,7 @@ def test_sigkill_at_random_moments_then_resume_is_exact(make_simulator, tmp_path
     kills = 0
     finished_early = 0
     for _ in range(20):
-        proc = subprocess.Popen(_backfill_cmd(sim, db), env=_env(tmp_path),
+        proc = subprocess.Popen(_backfill_cmd(sim, db), env=_env(tmp_path, source),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 1.3))
         if proc.poll() is None:
@@ -63,15 +65,15 @@ def test_sigkill_at_random_moments_then_resume_is_exact(make_simulator, tmp_path
             finished_early += 1
         proc.wait(timeout=30)
     assert kills >= 18, f"only {kills} kills landed ({finished_early} runs finished first)"
-    _finish(sim, db)
+    _finish(sim, db, source)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nth_commit", [1, 3, 7])
-def test_sigkill_between_insert_and_commit(make_simulator, tmp_path, nth_commit):
+def test_sigkill_between_insert_and_commit(make_simulator, tmp_path, nth_commit, source):
     sim = make_simulator(seed=22, history_days=3, tx_per_day=6000, frozen=True)
     db = tmp_path / "w.duckdb"
-    env = _env(tmp_path, STX_PIPELINE_FAILPOINT=f"writer.before_commit:{nth_commit}")
+    env = _env(tmp_path, source, STX_PIPELINE_FAILPOINT=f"writer.before_commit:{nth_commit}")
     proc = subprocess.run(_backfill_cmd(sim, db), env=env, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-500:]
-    _finish(sim, db)
+    _finish(sim, db, source)

@@ -1,4 +1,8 @@
-"""Reliability: faults, bad rows, full disks, foreign files and concurrent runs lose nothing."""
+"""Reliability: faults, bad rows, full disks, foreign files and concurrent runs lose nothing.
+
+Faults, bad rows and a full disk run on both sources (the `source` fixture). The file
+checks (corrupted, foreign, newer or older schema) and the lock between two runs are
+source-independent: they act before any request or on the file alone, so they run once."""
 
 from __future__ import annotations
 
@@ -32,16 +36,18 @@ def _cli(sim, db: Path, tmp_path: Path, *extra: str, preexec=None, timeout=180, 
     )
 
 
-def _finish_exact(sim, db: Path, days: float = 1) -> None:
+def _finish_exact(sim, db: Path, days: float = 1, source: str | None = None) -> None:
     with HiroClient(sim.url, backoff_initial=0.01, backoff_max=0.05) as client:
         result = ensure_transaction_history(max_days=days, db_path=str(db), client=client,
                                             status_path=str(db.parent / "final.json"))
     assert result.complete, result.to_dict()
+    if source is not None:
+        assert result.source == source
     assert_exact(sim, db, int(result.target_time.timestamp()))
     assert_ledger_consistent(db)
 
 
-def test_ten_percent_faults_under_a_tight_rate_limit(make_simulator, tmp_path, caplog):
+def test_ten_percent_faults_under_a_tight_rate_limit(make_simulator, tmp_path, caplog, source):
     sim = make_simulator(seed=41, history_days=2, tx_per_day=3000, frozen=True,
                          fault_rate=0.10, stall_seconds=1.5, rate_limit_rpm=1500)
     db = tmp_path / "w.duckdb"
@@ -52,6 +58,7 @@ def test_ten_percent_faults_under_a_tight_rate_limit(make_simulator, tmp_path, c
         result = ensure_transaction_history(max_days=1, db_path=str(db), client=client,
                                             status_path=str(tmp_path / "s.json"))
     assert result.stop_reason is StopReason.TARGET_REACHED, result.to_dict()
+    assert result.source == source
     assert_exact(sim, db, int(result.target_time.timestamp()))
     assert_ledger_consistent(db)
     injected = sim.stats["faults"]
@@ -64,7 +71,7 @@ def test_ten_percent_faults_under_a_tight_rate_limit(make_simulator, tmp_path, c
     assert len(retry_lines) >= result.retries
 
 
-def test_malformed_rows_are_kept_aside_with_reasons(make_simulator, tmp_path):
+def test_malformed_rows_are_kept_aside_with_reasons(make_simulator, tmp_path, source):
     sim = make_simulator(seed=42, history_days=2, tx_per_day=4000, frozen=True,
                          malformed_rate=0.02)
     db = tmp_path / "w.duckdb"
@@ -72,6 +79,7 @@ def test_malformed_rows_are_kept_aside_with_reasons(make_simulator, tmp_path):
         result = ensure_transaction_history(max_days=1, db_path=str(db), client=client,
                                             status_path=str(tmp_path / "s.json"))
     assert result.complete, result.to_dict()
+    assert result.source == source
     target = int(result.target_time.timestamp())
     truth = [t for t in sim.ground_truth(start_time=target) if t["canonical"]]
     bad = {t["tx_id"]: sim.malformed_kind(t["tx_id"]) for t in truth}
@@ -103,10 +111,11 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_disk_full_rolls_back_and_the_next_run_resumes(make_simulator, tmp_path):
+def test_disk_full_rolls_back_and_the_next_run_resumes(make_simulator, tmp_path, source):
     sim = make_simulator(seed=43, history_days=3, tx_per_day=8000, frozen=True)
     db = tmp_path / "w.duckdb"
-    full = _cli(sim, db, tmp_path, "--days", "2", preexec=_limit_file_size(3 * 1024 * 1024))
+    full = _cli(sim, db, tmp_path, "--days", "2", preexec=_limit_file_size(3 * 1024 * 1024),
+                HIRO_SOURCE=source)
     assert full.returncode == 1, full.stderr[-800:]
     assert "Traceback" not in full.stderr
     errors = [ln for ln in full.stderr.splitlines() if ln.startswith("stx-pipeline")]
@@ -116,7 +125,7 @@ def test_disk_full_rolls_back_and_the_next_run_resumes(make_simulator, tmp_path)
     assert status["status"] == "error"
     # the file is consistent (every sealed window matches the table) and resumable
     assert_ledger_consistent(db)
-    _finish_exact(sim, db, days=2)
+    _finish_exact(sim, db, days=2, source=source)
 
 
 def test_corrupted_file_gets_a_clear_message(simulator, tmp_path):

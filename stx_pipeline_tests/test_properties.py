@@ -1,5 +1,6 @@
 """Property-based tests: the planner never loses or double-fetches a second, and the whole
-backfill ends exact on random chains under random interruptions, advances and reorgs."""
+backfill ends exact on random chains under random interruptions, advances and reorgs, on
+both sources (the `source` fixture)."""
 
 from __future__ import annotations
 
@@ -232,7 +233,7 @@ schedules = st.lists(
     final_advance=st.one_of(st.just(0), st.integers(1, 3600)),
 )
 def test_random_chains_and_interruptions_end_exact(
-    seed, history_days, tx_per_day, max_days, schedule, final_advance
+    source, seed, history_days, tx_per_day, max_days, schedule, final_advance
 ):
     with tempfile.TemporaryDirectory(prefix="stx-prop-") as tmp, run_simulator(
         seed=seed, history_days=history_days, tx_per_day=tx_per_day, frozen=True
@@ -242,10 +243,12 @@ def test_random_chains_and_interruptions_end_exact(
 
         def run(**kw):
             with _client(sim) as client:
-                return ensure_transaction_history(
+                result = ensure_transaction_history(
                     max_days=max_days, db_path=str(db), client=client,
                     status_path=str(status), **kw,
                 )
+            assert result.source == source, (result.source, source)
+            return result
 
         for max_pages, advance, reorg_depth in schedule:
             result = run(max_pages=max_pages)
