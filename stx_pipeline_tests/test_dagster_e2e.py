@@ -120,12 +120,12 @@ def test_sensor_and_button_drive_backfill_to_completion_in_dagster_dev(
     assert tx["metadata"]["rows_total"] > 0
     assert set(tx["checks"]) == {*CHECKS, DEPRECATION_CHECK} | WEEKLY_CHECKS
     assert tx["observed_in_runs"], "progress observations recorded by the runs"
-    # The simulated API is v9: /extended/v1/tx, which the backfill reads, is deprecated, and
-    # the check says so (a WARN, not a failed run) with what to do.
-    warned = tx["checks"][DEPRECATION_CHECK]
-    assert warned["status"] == "FAILED", warned
-    assert warned["evaluation"]["severity"] == "WARN", warned
-    assert "/extended/v1/tx is deprecated" in warned["evaluation"]["description"], warned
+    # The simulated API is v9: by default (HIRO_SOURCE unset: auto) the backfill reads
+    # /extended/v3/transactions, not the deprecated /extended/v1/tx, so the check passes.
+    assert tx["metadata"]["source"] == "v3"
+    passed = tx["checks"][DEPRECATION_CHECK]
+    assert passed["status"] == "SUCCEEDED", passed
+    assert "no deprecated route in use" in passed["evaluation"]["description"], passed
     runs = state["backfill_runs"]
     assert len(runs) >= 2, f"the sensor should have needed several runs: {runs}"
     assert all(r["status"] in ("SUCCESS",) for r in runs), runs

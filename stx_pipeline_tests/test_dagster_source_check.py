@@ -38,7 +38,7 @@ def test_deprecated_v1_source_warns_and_alerts(make_simulator, tmp_path: Path, m
         text = check.description or ""
         assert "/extended/v1/tx is deprecated" in text and "v9.0.2" in text
         assert "410 Gone" in text and "What to do:" in text
-        assert "/extended/v3/transactions" in text
+        assert "/extended/v3/transactions" in text and "HIRO_SOURCE" in text
         said = [e.user_message for e in instance.all_logs(result.run_id)
                 if e.level == logging.WARNING and "is deprecated" in e.user_message]
         assert len(said) == 1  # once per run, in the run log
@@ -48,6 +48,25 @@ def test_deprecated_v1_source_warns_and_alerts(make_simulator, tmp_path: Path, m
     status = json.loads(status_file.read_text())
     assert status["last_alert"]["check"] == "source_not_deprecated"
     assert [d["path"] for d in status["api"]["deprecated"]] == ["/extended/v1/tx"]
+
+
+def test_default_source_reads_v3_and_passes(make_simulator, tmp_path: Path,
+                                            isolated_env: None) -> None:
+    """HIRO_SOURCE unset (auto) against a v9 server: the run reads v3, nothing deprecated."""
+    sim = make_simulator(history_days=2, tx_per_day=1500)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [transactions, source_not_deprecated], instance=instance,
+            resources=resources(sim, tmp_path / "w.duckdb"), run_config=run_config(),
+        )
+        assert result.success
+        mat = result.asset_materializations_for_node("transactions")[0].metadata
+        assert mat["source"].value == "v3"
+        assert mat["api_deprecated_paths"].value == [] and mat["api_gone_paths"].value == []
+        (check,) = result.get_asset_check_evaluations()
+        assert check.passed, check.description
+        assert "no deprecated route in use" in (check.description or "")
+    assert sim.stats["by_route"].get("v1_tx", 0) == 0
 
 
 def test_passes_without_deprecated_routes_and_before_any_run() -> None:

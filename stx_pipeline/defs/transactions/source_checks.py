@@ -16,8 +16,9 @@ from stx_pipeline.hiro.deprecation import WHAT_TO_DO
 
 TRANSACTIONS = dg.AssetKey(settings.TRANSACTIONS_KEY)
 UPGRADE_ADVICE = (
-    "nothing breaks yet; before Hiro's sunset, run a stx_pipeline release whose backfill"
-    " reads /extended/v3/transactions"
+    "nothing breaks yet (a 410 switches the run to v3 by itself); unset HIRO_SOURCE (auto)"
+    " or set it, or the Hiro resource's `source`, to v3, so that runs read"
+    " /extended/v3/transactions from the start"
 )
 
 
