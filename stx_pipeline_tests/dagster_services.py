@@ -268,7 +268,9 @@ def e2e_env(tmp_path: Path, api_url: str, target_days: int, **extra: str) -> dic
         STX_PIPELINE_DASHBOARD=str(tmp_path / "dashboards" / "wallet_metrics.html"),
         STX_PIPELINE_SENSOR_INTERVAL="3",
         STX_PIPELINE_TARGET_DAYS=str(target_days),
-        STX_PIPELINE_MAX_PAGES="25",
+        # 40, not 25: a v3 run (the default) spends ~10 requests of each run on listing the
+        # tenures its windows are sealed against, so 25 took 5+ runs where v1 took 3
+        STX_PIPELINE_MAX_PAGES="40",
         STX_PIPELINE_STALL_RUNS="5",
         PYTHONUNBUFFERED="1",
         **extra,

@@ -152,11 +152,12 @@ def test_check_alert_sensor_alerts_once_per_state_change(
 def test_failed_run_becomes_one_alert(
     status_file: Path, receiver: WebhookReceiver, make_simulator: Any, tmp_path: Path
 ) -> None:
-    """A run that fails (here: the API answers 410) alerts even though no check evaluated."""
+    """A run that fails (here: the API answers no JSON) alerts even though no check
+    evaluated. (A 410 on v1 no longer fails a run: it continues on v3.)"""
     from stx_pipeline.defs.alerts.sensors import run_failure_alert_sensor
     from stx_pipeline_tests.test_dagster_materialize import resources, run_config
 
-    sim = make_simulator(gone=True)
+    sim = make_simulator(wrong_content_type=True)
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [transactions], instance=instance, resources=resources(sim, tmp_path / "w.duckdb"),
@@ -174,5 +175,5 @@ def test_failed_run_becomes_one_alert(
     assert payload["severity"] == "ERROR" and payload["asset"] == "transactions"
     assert payload["check"].startswith("run:") and payload["run_id"] == result.run_id
     assert "\n" not in payload["message"]
-    assert payload["message"].startswith("transactions: ") and "410" in payload["message"]
+    assert payload["message"].startswith("transactions: ") and "not JSON" in payload["message"]
     assert json.loads(status_file.read_text())["last_alert"]["run_id"] == result.run_id

@@ -154,13 +154,17 @@ def test_api_key_appears_in_no_output_file_or_table(tmp_path: Path) -> None:
         assert faulty.returncode in (0, 1), faulty.stderr
         assert sim.stats["faults_total"] > 0
         assert "retrying" in faulty.stderr
-        # 3. a 410, so the error is printed
+        # 3. a 410 on v1 (the run says so and goes on on v3), then an API error printed
         sim.set_faults(fault_rate=0.0, gone=True)
-        gone = run("backfill", "--days", "1", "--db", str(db), "--api-url", sim.url)
-        assert gone.returncode == 1
-        assert "stx-pipeline: error:" in gone.stderr and "Gone" in gone.stderr, gone.stderr
+        gone = run("backfill", "--days", "1", "--db", str(db), "--api-url", sim.url,
+                   "--source", "v1")
+        assert gone.returncode == 0, gone.stderr
+        sim.set_faults(gone=False, wrong_content_type=True)
+        bad = run("backfill", "--days", "1", "--db", str(db), "--api-url", sim.url)
+        assert bad.returncode == 1
+        assert "stx-pipeline: error:" in bad.stderr and "JSON" in bad.stderr, bad.stderr
         # 4. a bounded run that stops early (resumable) still says nothing of the key
-        sim.set_faults(gone=False)
+        sim.set_faults(wrong_content_type=False)
         cut = run("backfill", "--days", "1", "--db", str(db), "--api-url", sim.url,
                   "--max-pages", "2", "--force-refresh")
         assert cut.returncode == 75, cut.stderr
@@ -168,11 +172,13 @@ def test_api_key_appears_in_no_output_file_or_table(tmp_path: Path) -> None:
         assert final.returncode == 0, final.stderr
 
     # the simulator did get the key, in the x-api-key header of the paged requests
-    tx_requests = [r for r in proxy.seen if r["path"].startswith("/extended/v1/tx")]
+    # (both sources: the v1 list, the v3 list and the v2 block lists it is sealed against)
+    tx_requests = [r for r in proxy.seen if r["path"].startswith(
+        ("/extended/v1/tx", "/extended/v3/", "/extended/v2/"))]
     keyed = [r for r in tx_requests if r.get("x-api-key") == API_KEY]
     assert len(keyed) >= 5, f"{len(keyed)} of {len(tx_requests)} requests carried the key"
-    # only the connectivity preflight (one bare GET) goes without it
-    assert len(tx_requests) - len(keyed) <= 1
+    # only the connectivity preflight (one bare GET of /extended) goes without it
+    assert len(tx_requests) == len(keyed)
     assert all(API_KEY not in r["path"] for r in proxy.seen), "key in a query string"
 
     status = run("status", "--days", "1", "--db", str(db), "--json")
@@ -203,7 +209,7 @@ def test_api_key_appears_in_no_output_file_or_table(tmp_path: Path) -> None:
     tx_id = con.execute("SELECT tx_id FROM transactions LIMIT 1").fetchone()[0]
     con.close()
     assert _db_cells_containing(db, tx_id)[1]
-    assert _files_containing(tmp_path, "/extended/v1/tx?limit=")
+    assert _files_containing(tmp_path, "/extended/v3/transactions?limit=")
 
 
 def test_api_key_not_in_dagster_event_log_or_storage(tmp_path: Path,

@@ -174,3 +174,27 @@ def test_sigkill_mid_run_resumes_at_the_cursors(make_simulator, tmp_path):
     assert result.rows_inserted == result.rows_total - rows_before
     assert result.rows_updated == 0
     assert sim.stats["by_route"]["v3_transactions"] * 50 < (n - rows_before) + 50 * 40
+
+
+def test_v3_audit_finds_drift_in_final_history_without_v1(make_simulator, tmp_path):
+    from stx_pipeline.backfill.audit import audit_sealed_history
+
+    sim = make_simulator(seed=29, history_days=2, tx_per_day=5000, frozen=True)
+    db = tmp_path / "w.duckdb"
+    assert _run(sim, db, max_days=1, source="v3")[0].complete
+    sim.reset_stats()
+    with HiroClient(sim.url) as client:
+        clean = audit_sealed_history(1, db_path=str(db), client=client, source="v3")
+    assert clean.ok and clean.windows_checked == clean.windows_sealed > 0
+    # the burn-block listing of a day and a probe: ~150 tenures at ~30 a request
+    assert 0 < clean.requests <= 12 and sim.stats["by_route"].get("v1_tx", 0) == 0
+    sim.reorg(burn_blocks=60)  # deeper than the finality rules plan for: final windows
+    _run(sim, db, max_days=1, source="v3")  # blind: final windows are not read again
+    with HiroClient(sim.url) as client:
+        drift = audit_sealed_history(1, db_path=str(db), client=client, source="v3")
+    assert not drift.ok and any(d.final for d in drift.drifted), drift.summary()
+    repaired, _ = _run(sim, db, max_days=1, source="v3")
+    assert repaired.complete
+    assert_exact(sim, db, _target(repaired))
+    with HiroClient(sim.url) as client:
+        assert audit_sealed_history(1, db_path=str(db), client=client, source="v3").ok

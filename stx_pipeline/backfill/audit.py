@@ -8,6 +8,11 @@ sealed windows, one `limit=1` request each, and compares them with the table. A 
 that disagrees is reopened, so the next run refetches it in full; the result says which
 windows and by how many rows, for the alert.
 
+Under the v3 source (the default where the server serves it) the API's view of a window is
+its tenures' `total_tx_count` and Stacks block hashes from `/extended/v2/burn-blocks`
+(~30 tenures a request, backfill/tenures.py), compared per tenure with the table as the
+v3 seal is (backfill/tenure_seal.py); whichever source sealed the window.
+
 The DuckDB file is held only for the two short moments of reading the ledger and of
 reopening windows, never while the requests are in flight.
 """
@@ -20,8 +25,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stx_pipeline import settings
+from stx_pipeline.backfill.run_state import RequestBudget, RunState
+from stx_pipeline.backfill.source_v3 import V3Source
+from stx_pipeline.backfill.tenure_seal import StoredTenure, tenure_problem
+from stx_pipeline.backfill.tenures import TenureIndex
 from stx_pipeline.backfill.writer import to_ts
 from stx_pipeline.hiro.client import HiroClient
+from stx_pipeline.hiro.errors import EndpointGone
+from stx_pipeline.hiro.source_choice import resolve_source, source_setting
 from stx_pipeline.warehouse.db import connect, open_db, resolve_db_path, writer_lease
 
 
@@ -88,6 +100,8 @@ class _Stored:
     top_tx_id: str | None
     top_block_hash: str | None
     rejected_ids: frozenset[str] = frozenset()
+    rejected: int = 0  # rows of the window kept aside as malformed
+    by_tenure: dict[int | None, StoredTenure] = field(default_factory=dict)
 
 
 def audit_sealed_history(
@@ -98,9 +112,11 @@ def audit_sealed_history(
     client: HiroClient | None = None,
     now: datetime | None = None,
     seed: int | None = None,
+    source: str | None = None,
 ) -> AuditResult:
     """Compare sealed windows of the last `max_days` (all, or a random `sample` of them)
-    with the API; reopen those that disagree."""
+    with the API; reopen those that disagree. `source` as for the backfill (None:
+    `$HIRO_SOURCE`, default auto)."""
     if sample is not None and sample < 1:
         raise ValueError(f"sample must be a positive number of windows, got {sample!r}")
     started = time.monotonic()
@@ -109,18 +125,17 @@ def audit_sealed_history(
     stored = _read_sealed(str(path), target)
     chosen = stored if sample is None or sample >= len(stored) else random.Random(seed).sample(
         stored, sample)
+    setting = source_setting(source) if source is not None else settings.current().hiro_source
     own = client is None
     client = client or HiroClient.from_env()
-    drifted: list[WindowDrift] = []
+    before = int(client.stats.snapshot().get("requests", 0) or 0)
     try:
-        for window in sorted(chosen, key=lambda w: w.start):
-            page = client.list_transactions(limit=1, start_time=window.start,
-                                            end_time=window.end)
-            reason = _disagreement(window, int(page.total), page.results[:1])
-            if reason:
-                drifted.append(WindowDrift(
-                    to_ts(window.start), to_ts(window.end), window.final, int(page.total),
-                    window.rows, reason))
+        use_v3 = bool(chosen) and resolve_source(client, setting) == "v3"
+        try:
+            drifted = _audit_v3(client, chosen) if use_v3 else _audit_v1(client, chosen)
+        except EndpointGone:  # v1 retired: its replacement gives the same answer
+            drifted = _audit_v3(client, chosen)
+        requests = int(client.stats.snapshot().get("requests", 0) or 0) - before
     finally:
         if own:
             client.close()
@@ -129,10 +144,45 @@ def audit_sealed_history(
     return AuditResult(
         windows_sealed=len(stored),
         windows_checked=len(chosen),
-        requests=len(chosen),
+        requests=requests,
         drifted=drifted,
         elapsed_seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _audit_v1(client: HiroClient, chosen: list[_Stored]) -> list[WindowDrift]:
+    """One `limit=1` request per window: its total and highest row."""
+    drifted: list[WindowDrift] = []
+    for window in sorted(chosen, key=lambda w: w.start):
+        page = client.list_transactions(limit=1, start_time=window.start,
+                                        end_time=window.end)
+        reason = _disagreement(window, int(page.total), page.results[:1])
+        if reason:
+            drifted.append(WindowDrift(
+                to_ts(window.start), to_ts(window.end), window.final, int(page.total),
+                window.rows, reason))
+    return drifted
+
+
+def _audit_v3(client: HiroClient, chosen: list[_Stored]) -> list[WindowDrift]:
+    """The tenures of the windows from `/extended/v2/burn-blocks`, newest first (one run
+    of pages where windows are near each other, a jump by offset where they are not)."""
+    state = RunState(client=client, budget=RequestBudget(10**9))
+    state.head = V3Source().probe_head(state)
+    if state.head is None:
+        return [WindowDrift(to_ts(w.start), to_ts(w.end), w.final, 0, w.rows,
+                            "the API lists no transaction at all") for w in chosen]
+    index = TenureIndex()
+    drifted: list[WindowDrift] = []
+    for window in sorted(chosen, key=lambda w: w.start, reverse=True):
+        index.ensure_covered(state, window.start, window.end)
+        expected = index.expectation(window.start, window.end)
+        reason = tenure_problem(expected, window.by_tenure, window.rejected)
+        if reason:
+            drifted.append(WindowDrift(
+                to_ts(window.start), to_ts(window.end), window.final,
+                sum(t.tx_count for t in expected.values()), window.rows, reason))
+    return sorted(drifted, key=lambda d: d.window_start)
 
 
 def _read_sealed(path: str, target: int) -> list[_Stored]:
@@ -157,9 +207,26 @@ def _read_sealed(path: str, target: int) -> list[_Stored]:
         ).fetchall()
         rejected = frozenset(r[0] for r in con.execute(
             "SELECT tx_id FROM rejected_rows WHERE tx_id IS NOT NULL").fetchall())
+        aside = dict(con.execute(
+            "SELECT epoch(window_start)::BIGINT, rejected FROM coverage_ledger"
+            " WHERE status = 'sealed' AND window_end >= to_timestamp(?)", [target]).fetchall())
+        tenures: dict[int, dict[int | None, StoredTenure]] = {}
+        for start, height, n, hashes in con.execute(
+            """
+            SELECT epoch(l.window_start)::BIGINT, t.burn_block_height, count(*),
+                   list(DISTINCT t.block_hash)
+            FROM coverage_ledger l JOIN transactions t ON t.canonical
+                AND t.burn_block_time BETWEEN l.window_start AND l.window_end
+            WHERE l.status = 'sealed' AND l.window_end >= to_timestamp(?)
+            GROUP BY ALL
+            """, [target],
+        ).fetchall():
+            tenures.setdefault(int(start), {})[int(height) if height is not None else None] = (
+                StoredTenure(int(n), frozenset(hashes or ())))
     finally:
         con.close()
-    return [_Stored(int(s), int(e), bool(f), int(n), tx, bh, rejected)
+    return [_Stored(int(s), int(e), bool(f), int(n), tx, bh, rejected,
+                    int(aside.get(int(s), 0) or 0), tenures.get(int(s), {}))
             for s, e, f, n, tx, bh in rows]
 
 

@@ -34,6 +34,7 @@ def run_fill_pass(
     verify_groups = plan.verify_groups
     retries: dict[int, int] = {}
     inflight: dict[Future[Outcome], Window] = {}
+    verifying: set[Future[Outcome]] = set()  # sealed already: not missing from coverage
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         tracker.phase = "settling (re-verify)" if settle else "phase 1 (new data)"
         if head_window:
@@ -49,7 +50,9 @@ def run_fill_pass(
                 if verify_groups:
                     members = verify_groups.popleft()
                     span = Window(members[0].start, members[-1].end, in_ledger=True)
-                    inflight[pool.submit(source.verify, members, writer, state)] = span
+                    fut = pool.submit(source.verify, members, writer, state)
+                    inflight[fut] = span
+                    verifying.add(fut)
                     continue
                 window = planner.next()
                 if window is None:
@@ -66,10 +69,12 @@ def run_fill_pass(
                     continue
                 break
             tracker.inflight = len(inflight)
-            tracker.inflight_seconds = sum(w.seconds for w in inflight.values())
+            tracker.inflight_seconds = sum(
+                w.seconds for f, w in inflight.items() if f not in verifying)
             done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
             for fut in done:
                 window = inflight.pop(fut)
+                verifying.discard(fut)
                 try:
                     outcome = fut.result()
                 except BaseException as exc:  # API errors, a spent quota, or a bug: stop
