@@ -43,6 +43,7 @@ DAYS = 10
 QUERY = ("SELECT date_trunc('day', block_time) AS day, count(*), sum(fee_ustx)"
          " FROM transactions WHERE canonical GROUP BY 1 ORDER BY 1")
 BUCKET = "bench-lake"
+S3_KEY_ID = S3_SECRET = "bench"  # moto accepts any
 
 
 # -- children --------------------------------------------------------------------------
@@ -123,22 +124,12 @@ def _pg_server() -> dict[str, str]:
     return dict(line.split("=", 1) for line in Path(env_file).read_text().split())
 
 
-@contextlib.contextmanager
-def _s3() -> Iterator[str]:
-    import boto3
-    from moto.server import ThreadedMotoServer
+def _s3() -> contextlib.AbstractContextManager[str]:
+    """The tests' moto server (stx_pipeline_tests/lake_services.py: quiet, and answering
+    multipart uploads with S3's element name, as DuckDB expects)."""
+    from stx_pipeline_tests.lake_services import s3_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        boto3.client("s3", endpoint_url=url, aws_access_key_id="bench",
-                     aws_secret_access_key="bench", region_name="us-east-1"
-                     ).create_bucket(Bucket=BUCKET)
-        yield url
-    finally:
-        server.stop()
+    return s3_server(BUCKET)
 
 
 @contextlib.contextmanager
@@ -157,8 +148,8 @@ def _lake(pg: dict[str, str], s3: str) -> Iterator[dict[str, str]]:
             "STX_PIPELINE_WAREHOUSE": (
                 f"ducklake:postgres:host={pg['DAGSTER_PG_HOST']} port={pg['DAGSTER_PG_PORT']}"
                 f" user={pg['DAGSTER_PG_USER']} dbname={name} data_path=s3://{BUCKET}/{name}"),
-            "PGPASSWORD": pg["DAGSTER_PG_PASSWORD"], "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_ENDPOINT_URL_S3": s3,
+            "PGPASSWORD": pg["DAGSTER_PG_PASSWORD"], "AWS_ACCESS_KEY_ID": S3_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_ENDPOINT_URL_S3": s3,
         }
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -182,8 +173,8 @@ def _env(values: dict[str, str]) -> Iterator[None]:
 def _s3_objects(endpoint: str, prefix: str) -> tuple[int, float]:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="bench",
-                      aws_secret_access_key="bench", region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY_ID,
+                      aws_secret_access_key=S3_SECRET, region_name="us-east-1")
     n, size = 0, 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
         for obj in page.get("Contents", []):

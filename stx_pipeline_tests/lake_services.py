@@ -4,8 +4,13 @@ PyPI) on an ephemeral loopback port, and a new database on the local PostgreSQL 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from stx_pipeline_tests.dagster_services import postgres_database, postgres_server_env
 
@@ -15,20 +20,63 @@ S3_KEY_ID = "test-key-id"
 S3_SECRET = "test-secret"
 
 
-@contextmanager
-def s3_server() -> Iterator[str]:
-    """moto's S3 on 127.0.0.1, port chosen by the OS; yields its endpoint URL."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+def _as_s3_names_it(app: Callable) -> Callable:
+    """moto 5.2 answers CompleteMultipartUpload with a `CompleteMultipartUploadResponse`
+    element; S3 (its API reference) and MinIO say `CompleteMultipartUploadResult`, which
+    is what DuckDB's httpfs checks. Without this, every file DuckDB uploads in more than
+    one part (compaction's merged files) fails on moto alone: `Unexpected response during
+    S3 multipart upload finalization`. Only that one answer is rewritten."""
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    def wsgi(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST" or "uploadId" not in environ.get(
+                "QUERY_STRING", ""):
+            return app(environ, start_response)
+        seen: dict[str, Any] = {}
+
+        def keep(status: str, headers: list, exc_info: Any = None) -> Callable:
+            seen.update(status=status, headers=headers)
+            return lambda data: None
+
+        chunks = app(environ, keep)
+        body = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+        body = body.replace(b"CompleteMultipartUploadResponse", b"CompleteMultipartUploadResult")
+        headers = [(k, str(len(body)) if k.lower() == "content-length" else v)
+                   for k, v in seen["headers"]]
+        start_response(seen["status"], headers)
+        return [body]
+
+    return wsgi
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args: Any) -> None:  # one line per request is noise here
+        pass
+
+
+class _S3Server(ThreadedMotoServer):
+    def _server_entry(self) -> None:
+        app = _as_s3_names_it(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(self._ip_address, self._port, app, True,
+                                   request_handler=_Quiet)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
+@contextmanager
+def s3_server(bucket: str = BUCKET) -> Iterator[str]:
+    """moto's S3 on 127.0.0.1, port chosen by the OS, with `bucket`; yields the endpoint."""
+    import boto3
+
+    server = _S3Server(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
         host, port = server.get_host_and_port()
         url = f"http://{host}:{port}"
         boto3.client("s3", endpoint_url=url, aws_access_key_id=S3_KEY_ID,
                      aws_secret_access_key=S3_SECRET, region_name="us-east-1"
-                     ).create_bucket(Bucket=BUCKET)
+                     ).create_bucket(Bucket=bucket)
         yield url
     finally:
         server.stop()

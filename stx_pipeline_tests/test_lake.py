@@ -70,6 +70,26 @@ def _transaction_files() -> int:
     return _lake_rows("SELECT count(*) FROM ducklake_list_files('lake', 'transactions')")[0][0]
 
 
+def _count_via_duckdb_cli(env: dict[str, str]) -> int:
+    """The DuckDB CLI (`duckdb-cli`, the same 1.5.5) as docs/operations.md has it: load the
+    three extensions by path, an S3 secret, attach the lake read-only."""
+    from stx_pipeline.warehouse.lake import _EXTENSIONS, extension_path
+
+    endpoint = env["AWS_ENDPOINT_URL_S3"].removeprefix("http://")
+    dsn = env["STX_PIPELINE_WAREHOUSE"].removeprefix("ducklake:postgres:").split(" data_path=")
+    sql = "".join(f"LOAD '{extension_path(n, p)}';" for n, p in _EXTENSIONS) + (
+        f"CREATE SECRET (TYPE s3, KEY_ID '{env['AWS_ACCESS_KEY_ID']}',"
+        f" SECRET '{env['AWS_SECRET_ACCESS_KEY']}', ENDPOINT '{endpoint}', URL_STYLE 'path',"
+        f" USE_SSL false, REGION 'us-east-1');"
+        f"ATTACH 'ducklake:postgres:{dsn[0]}' AS lake (READ_ONLY);"
+        f"SELECT count(*) FROM lake.transactions;")
+    proc = subprocess.run([str(Path(sys.executable).with_name("duckdb")), "-csv", "-noheader",
+                           "-c", sql], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PGPASSWORD": env["PGPASSWORD"]})
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.strip().splitlines()[-1])
+
+
 def _target(sim: Simulator) -> int:
     return int(sim.now()) - 2 * 86400 + 3600  # inside the 2-day target, past its margin
 
@@ -120,6 +140,7 @@ def test_two_writers_on_one_catalog_take_turns_a_reader_never_waits_and_it_ends_
     assert reads == sorted(reads), reads  # a reader never sees rows disappear
     final = _lake_rows(COUNT_SQL)[0][0]
     assert any(0 < n < final for n in reads), (reads, final)  # reads during the writes
+    assert _count_via_duckdb_cli(lake_env) == final
 
     # One writer at a time: the two runs did not overlap, and the second found every
     # window sealed by the first (frozen chain) and wrote no row again.

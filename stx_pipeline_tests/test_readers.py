@@ -47,6 +47,16 @@ def _count_via_pandas(db: Path) -> int:
         con.close()
 
 
+def _count_via_duckdb_cli(db: Path) -> int:
+    """The DuckDB CLI (the `duckdb-cli` package, the same 1.5.5) on the read snapshot."""
+    duckdb_cli = Path(sys.executable).with_name("duckdb")
+    proc = subprocess.run([str(duckdb_cli), "-readonly", "-csv", "-noheader",
+                           str(snapshot_path(db)), "-c", COUNT_SQL],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.strip())
+
+
 def test_counts_grow_while_a_backfill_writes_and_end_exact(make_simulator, tmp_path):
     sim = make_simulator(seed=31, history_days=3, tx_per_day=6000, frozen=True, latency_ms=150)
     db = tmp_path / "w.duckdb"
@@ -67,6 +77,7 @@ def test_counts_grow_while_a_backfill_writes_and_end_exact(make_simulator, tmp_p
             reads.append(("python", _count_via_python(db)))
             reads.append(("pandas", _count_via_pandas(db)))
             reads.append(("cli", _count_via_cli(db, tmp_path)))
+            reads.append(("duckdb cli", _count_via_duckdb_cli(db)))
             time.sleep(1.0)
         assert writer.wait(timeout=300) == 0, writer.stderr.read()
     finally:
@@ -80,6 +91,7 @@ def test_counts_grow_while_a_backfill_writes_and_end_exact(make_simulator, tmp_p
     # Reads happened during the run, and some saw a part of it.
     assert any(0 < n < final for n in counts), (reads, final)
     assert _count_via_python(db) == _count_via_pandas(db) == _count_via_cli(db, tmp_path) == final
+    assert _count_via_duckdb_cli(db) == final
     assert_exact(sim, db, int(sim.now()) - 2 * 86400 + 3600)
 
 
