@@ -108,6 +108,7 @@ def generate(db: str, n: int, threads: int) -> dict[str, Any]:
                nonce_base + seq AS nonce,
                i // 25 AS block_height,
                '0x' || md5('b' || (i // 25)::VARCHAR) AS block_hash,
+               NULL AS index_block_hash,
                (i % 25)::INTEGER AS tx_index,
                to_timestamp(bt) AS block_time,
                to_timestamp(bt - bt % 600) AS burn_block_time,
@@ -129,7 +130,8 @@ def generate(db: str, n: int, threads: int) -> dict[str, Any]:
         INSERT INTO coverage_ledger
         SELECT to_timestamp(h) AS window_start, to_timestamp(h + 3599) AS window_end,
                count(g.i) AS expected, count(g.i) AS loaded, 0, count(g.i), 'sealed',
-               to_timestamp({END_EPOCH}), 1, ceil(count(g.i) / 50)::INTEGER
+               to_timestamp({END_EPOCH}), 1, ceil(count(g.i) / 50)::INTEGER,
+               true AS final, to_timestamp({END_EPOCH}) AS verified_head
         FROM range({start}, {END_EPOCH}, 3600) r(h)
         LEFT JOIN g ON g.bt - g.bt % 600 BETWEEN h AND h + 3599
         GROUP BY h

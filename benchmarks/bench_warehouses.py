@@ -279,11 +279,18 @@ def main() -> None:
                               "metrics": []}
     ingest_rows: list[list[Any]] = []
     metric_rows: list[list[Any]] = []
-    with _s3() as s3:
-        for n in [int(s) for s in args.ingest.split(",") if s]:
-            ingest_rows += _ingest(n, pg, s3, report)
-        for n in [int(s) for s in args.metrics.split(",") if s]:
-            metric_rows += _metrics(n, pg, s3, data, report)
+    try:  # a failing stage keeps (and prints) what the earlier ones measured
+        with _s3() as s3:
+            for n in [int(s) for s in args.ingest.split(",") if s]:
+                ingest_rows += _ingest(n, pg, s3, report)
+            for n in [int(s) for s in args.metrics.split(",") if s]:
+                metric_rows += _metrics(n, pg, s3, data, report)
+    finally:
+        _print(report, ingest_rows, metric_rows)
+
+
+def _print(report: dict[str, Any], ingest_rows: list[list[Any]],
+           metric_rows: list[list[Any]]) -> None:
     print()
     print(markdown_table(["warehouse", "rows", "wall s", "tx/s", "peak RSS MiB", "size"],
                          ingest_rows))
