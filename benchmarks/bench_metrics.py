@@ -131,7 +131,8 @@ def generate(db: str, n: int, threads: int) -> dict[str, Any]:
         SELECT to_timestamp(h) AS window_start, to_timestamp(h + 3599) AS window_end,
                count(g.i) AS expected, count(g.i) AS loaded, 0, count(g.i), 'sealed',
                to_timestamp({END_EPOCH}), 1, ceil(count(g.i) / 50)::INTEGER,
-               true AS final, to_timestamp({END_EPOCH}) AS verified_head
+               true AS final, to_timestamp({END_EPOCH}) AS verified_head,
+               NULL AS cursor, 'v1' AS source
         FROM range({start}, {END_EPOCH}, 3600) r(h)
         LEFT JOIN g ON g.bt - g.bt % 600 BETWEEN h AND h + 3599
         GROUP BY h
