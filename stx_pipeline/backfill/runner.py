@@ -373,6 +373,10 @@ class _Run:
         except HiroError as exc:  # the v3 source lists tenures while planning
             state.fatal.set(exc)
             return
+        finally:
+            # An open cursor keeps its transaction, and DuckDB refuses to CHECKPOINT (the
+            # read snapshot) while another transaction is active: close it before filling.
+            cur.close()
         state.planner = plan.planner
         self.tracker.planned_fixed += plan.size_estimate
         if self.quota_plan is None:  # the run's first plan: said once, settle passes are small
