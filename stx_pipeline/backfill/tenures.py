@@ -9,7 +9,11 @@ The list is read in runs of pages, each page overlapping the one above by one ro
 run has no gap; a page that starts below the previous one's last row (the list moved: new
 burn blocks push rows to larger offsets) is read again from further up. A pass lists from
 the head down as the newest-first windows need it, and jumps by offset to a window far
-below (a hole in an old file), instead of listing everything above it.
+below (a hole in an old file), instead of listing everything above it. Reading down, the
+pages a window still needs (estimated from the tenures' spacing, a few at most) are fetched
+at once, since offsets are independent requests, and then taken in order: each must overlap
+the run above it, and the first that does not (the list moved between the requests) ends
+the batch and is read again from further up, as a single page would be.
 
 A window is known completely once a run of pages spans it with margin on both sides: its
 top 11 tenures timed after the window's end + slack (or the run starts at the head) and its
@@ -20,7 +24,9 @@ tenure timed inside the window between those two.
 
 from __future__ import annotations
 
+import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from stx_pipeline.backfill.finality import FinalityRules
@@ -41,6 +47,7 @@ EDGE_TENURES = 11  # Bitcoin's median-time-past window
 JUMP_BEYOND_SECONDS = 6 * 3600  # an estimate this far off is tried again
 JUMP_BEYOND_PAGES = 2  # read on to a window this many pages away, jump to one further
 MAX_LISTING_STEPS = 50
+PARALLEL_PAGES = 4  # listing pages fetched at once when reading down to a window
 
 
 class TenureIndex:
@@ -127,7 +134,7 @@ class TenureIndex:
                     return True
                 step, run = self._next_step(state, start, end)
                 if step == "down":
-                    ok = self._extend_down(state, run)
+                    ok = self._extend_down(state, run, self._pages_to(run, start))
                 elif step == "up":
                     ok = self._extend_up(state, run)
                 else:
@@ -224,26 +231,59 @@ class TenureIndex:
         self._add(run, page)
         return True
 
-    def _extend_down(self, state: RunState, run: _PageRun) -> bool:
-        """The next page below a run (overlapping its lowest row)."""
+    def _pages_to(self, run: _PageRun | None, start: int) -> int:
+        """Pages below `run` likely needed until its bottom edge lies before `start`."""
+        if run is None:
+            return 1
+        times = self._times(run)
+        if not times:
+            return 1
+        aim = start - LISTING_SLACK_SECONDS - EDGE_TENURES * self._spacing
+        tenures = max(0.0, (min(times[-EDGE_TENURES:]) - aim) / self._spacing)
+        return max(1, min(PARALLEL_PAGES, math.ceil(tenures / (MAX_BLOCK_LIMIT - 1))))
+
+    def _extend_down(self, state: RunState, run: _PageRun, pages: int = 1) -> bool:
+        """The next `pages` pages below a run, fetched at once and taken in order while
+        each overlaps the run's lowest row; a page that does not is read again further up."""
         for _ in range(8):
-            if not state.budget.take():
+            offsets = []
+            for i in range(pages):
+                if not state.budget.take():
+                    break
+                offsets.append(run.next_offset + i * (MAX_BLOCK_LIMIT - 1))
+            if not offsets:
                 return False
-            page = list_burn_blocks(state.client, limit=MAX_BLOCK_LIMIT,
-                                    offset=run.next_offset)
-            if not page:
-                run.bottom_reached = True
+            for offset, page in zip(offsets, self._fetch_pages(state, offsets), strict=True):
+                if run.next_offset != offset or not any(r is run for r in self._runs):
+                    return True  # the run merged with one below: the caller looks again
+                if not page:
+                    run.bottom_reached = True
+                    return True
+                first = page[0].burn_block_height
+                if first < run.lo and run.next_offset > 0:
+                    # rows moved up (the chain grew at the head): re-read from further up
+                    run.next_offset = max(0, run.next_offset - (run.lo - first))
+                    break
+                run.next_offset += len(page) - 1  # overlap by one row
+                run.bottom_reached = len(page) < MAX_BLOCK_LIMIT
+                self._add(run, page)
+                if run.bottom_reached:
+                    return True
+            else:
                 return True
-            first = page[0].burn_block_height
-            if first < run.lo and run.next_offset > 0:
-                # rows moved up (the chain grew at the head): re-read from further up
-                run.next_offset = max(0, run.next_offset - (run.lo - first))
-                continue
-            run.next_offset += len(page) - 1  # overlap by one row
-            run.bottom_reached = len(page) < MAX_BLOCK_LIMIT
-            self._add(run, page)
-            return True
+            pages = 1
         return True
+
+    @staticmethod
+    def _fetch_pages(state: RunState, offsets: list[int]) -> list[list[BurnBlock]]:
+        """Listing pages at `offsets`, concurrently (the client's limiter paces them)."""
+        if len(offsets) == 1:
+            return [list_burn_blocks(state.client, limit=MAX_BLOCK_LIMIT, offset=offsets[0])]
+        with ThreadPoolExecutor(max_workers=len(offsets),
+                                thread_name_prefix="listing") as pool:
+            futures = [pool.submit(list_burn_blocks, state.client, limit=MAX_BLOCK_LIMIT,
+                                   offset=o) for o in offsets]
+            return [f.result() for f in futures]
 
     def _extend_up(self, state: RunState, run: _PageRun) -> bool:
         """The page above a run (overlapping its highest row)."""
