@@ -313,6 +313,11 @@ def test_random_production_schedules_end_exact(source, seed, tx_per_day, disorde
             event(f"run: {result.stop_reason.value}")
             if result.complete:
                 assert_exact(sim, db, _target(result))
+            if depth and burn_blocks and source == "v1":
+                # v1's known limit: a Bitcoin fork can swap rows one for one inside a window,
+                # which its total-only re-verification cannot see (recorded, strict, by
+                # test_equal_count_swap_after_a_bitcoin_fork); v1 gets the Stacks reorg here
+                burn_blocks = 0
             if depth:
                 event("bitcoin fork" if burn_blocks else "stacks reorg")
                 sim.reorg(depth=depth, burn_blocks=burn_blocks)
