@@ -133,6 +133,25 @@ def _unix_time(value: Any, label: str) -> datetime:
     return datetime.fromtimestamp(value, tz=UTC)
 
 
+def payload_columns(tx_type: str, payload: dict[str, Any], where: str, *, recipient_field: str
+                    ) -> tuple[str | None, str | None, str | None, int | None]:
+    """`contract_id, function_name, token_recipient, token_amount` from a payload object;
+    v1 and v3 differ only in the recipient's field name."""
+    contract_id = function_name = token_recipient = None
+    token_amount: int | None = None
+    if tx_type == "contract_call":
+        contract_id = _str_field(payload, "contract_id", where=where)
+        function_name = _str_field(payload, "function_name", where=where)
+    elif tx_type == "smart_contract":
+        contract_id = _str_field(payload, "contract_id", where=where)
+    elif tx_type == "token_transfer":
+        token_recipient = _str_field(payload, recipient_field, where=where)
+        if payload.get("amount") is None:
+            raise RowError(f"missing {where}.amount")
+        token_amount = _ustx(payload["amount"], f"{where}.amount")
+    return contract_id, function_name, token_recipient, token_amount
+
+
 def identity(
     raw: Any, ingested_at: datetime, type_key: str, status_key: str
 ) -> tuple[str, str, str]:
@@ -203,18 +222,8 @@ def map_transaction(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any
     payload = raw.get(payload_key)
     if not isinstance(payload, dict):
         raise RowError(f"{tx_type} transaction without a {payload_key} object")
-    contract_id = function_name = token_recipient = None
-    token_amount: int | None = None
-    if tx_type == "contract_call":
-        contract_id = _str_field(payload, "contract_id", where=payload_key)
-        function_name = _str_field(payload, "function_name", where=payload_key)
-    elif tx_type == "smart_contract":
-        contract_id = _str_field(payload, "contract_id", where=payload_key)
-    elif tx_type == "token_transfer":
-        token_recipient = _str_field(payload, "recipient_address", where=payload_key)
-        if payload.get("amount") is None:
-            raise RowError(f"missing {payload_key}.amount")
-        token_amount = _ustx(payload["amount"], f"{payload_key}.amount")
+    contract_id, function_name, token_recipient, token_amount = payload_columns(
+        tx_type, payload, payload_key, recipient_field="recipient_address")
 
     row = {
         "tx_id": tx_id,

@@ -23,6 +23,7 @@ from stx_pipeline.hiro.rows import (
     _ustx,
     identity,
     map_results,
+    payload_columns,
 )
 from stx_pipeline.warehouse.schema import TRANSACTION_COLUMNS
 
@@ -116,16 +117,8 @@ def map_summary(raw: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
         payload = raw.get(key)
         if not isinstance(payload, dict):
             raise RowError(f"{tx_type} summary without a {key} object")
-        if tx_type == "contract_call":
-            contract_id = _str_field(payload, "contract_id", where=key)
-            function_name = _str_field(payload, "function_name", where=key)
-        elif tx_type == "smart_contract":
-            contract_id = _str_field(payload, "contract_id", where=key)
-        elif tx_type == "token_transfer":
-            token_recipient = _str_field(payload, "recipient", where=key)
-            if payload.get("amount") is None:
-                raise RowError(f"missing {key}.amount")
-            token_amount = _ustx(payload["amount"], f"{key}.amount")
+        contract_id, function_name, token_recipient, token_amount = payload_columns(
+            tx_type, payload, key, recipient_field="recipient")
 
     row = {
         "tx_id": tx_id,
