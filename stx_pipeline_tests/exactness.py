@@ -44,6 +44,15 @@ class Comparison:
         )
 
 
+
+def query(db_path: str | Path, sql: str) -> list[tuple]:
+    """The rows of one read-only query on a DuckDB file."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
 def compare_with_truth(sim, db_path: str | Path | None, start_time: int,
                        end_time: int | None = None) -> Comparison:
     """Canonical rows in the DB with burn time in [start, end] vs the simulator's truth."""

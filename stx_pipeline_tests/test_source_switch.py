@@ -11,24 +11,13 @@ import json
 import logging
 import subprocess
 import sys
-from pathlib import Path
-
-import duckdb
 
 from stx_pipeline.backfill import ensure_transaction_history
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline_tests.cli_env import cli_env
-from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
+from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent, query
 
 SWITCH_LINE = "answered 410 Gone"
-
-
-def _query(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_410_mid_cli_run_continues_on_v3_with_exactly_one_line(make_simulator, tmp_path):
@@ -58,7 +47,7 @@ def test_410_mid_cli_run_continues_on_v3_with_exactly_one_line(make_simulator, t
     assert again.complete and again.source == "v3" and again.rows_inserted == 0
     assert_exact(sim, db, int(again.target_time.timestamp()))
     assert_ledger_consistent(db)
-    sealed = dict(_query(db, "SELECT source, count(*) FROM coverage_ledger"
+    sealed = dict(query(db, "SELECT source, count(*) FROM coverage_ledger"
                              " WHERE status = 'sealed' GROUP BY 1"))
     assert sealed.get("v1", 0) > 0 and sealed.get("v3", 0) > 0
 
@@ -70,9 +59,9 @@ def test_v1_file_under_v3_asks_nothing_about_final_spans(make_simulator, tmp_pat
         first = ensure_transaction_history(max_days=2, db_path=str(db), client=client,
                                            status_path=str(tmp_path / "s.json"), source="v1")
     assert first.complete and first.source == "v1"
-    final_end = _query(db, "SELECT max(epoch(window_end))::BIGINT FROM coverage_ledger"
+    final_end = query(db, "SELECT max(epoch(window_end))::BIGINT FROM coverage_ledger"
                            " WHERE final AND source = 'v1'")[0][0]
-    provisional = _query(db, "SELECT count(*) FROM coverage_ledger WHERE NOT final")[0][0]
+    provisional = query(db, "SELECT count(*) FROM coverage_ledger WHERE NOT final")[0][0]
     assert final_end is not None and provisional > 0
     # the newest Stacks height whose burn time lies in final v1 history
     final_heights = [t["block_height"] for t in sim.ground_truth(include_orphaned=False)
@@ -94,7 +83,7 @@ def test_v1_file_under_v3_asks_nothing_about_final_spans(make_simulator, tmp_pat
     heights = [int(params["cursor"][0].split(":")[0]) for params in walks]
     # every walk started and continued above final history: none re-read a final span
     assert min(heights) > top_final, (min(heights), top_final)
-    assert _query(db, "SELECT count(*) FROM coverage_ledger WHERE final AND source = 'v1'"
+    assert query(db, "SELECT count(*) FROM coverage_ledger WHERE final AND source = 'v1'"
                   )[0][0] > 0
 
 
@@ -110,5 +99,5 @@ def test_410_at_the_first_request_switches_before_any_window(make_simulator, tmp
     said = [r.getMessage() for r in caplog.records if SWITCH_LINE in r.getMessage()]
     assert len(said) == 1
     assert_exact(sim, db, int(result.target_time.timestamp()))
-    assert _query(db, "SELECT DISTINCT source FROM coverage_ledger WHERE status = 'sealed'"
+    assert query(db, "SELECT DISTINCT source FROM coverage_ledger WHERE status = 'sealed'"
                   ) == [("v3",)]

@@ -12,13 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from stx_pipeline.backfill import StopReason, ensure_transaction_history
 from stx_pipeline.hiro.client import HiroClient
 from stx_pipeline_tests.cli_env import cli_env
-from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent
+from stx_pipeline_tests.exactness import assert_exact, assert_ledger_consistent, query
 
 
 def _run(sim, db: Path, **kw):
@@ -32,14 +31,6 @@ def _target(result) -> int:
     return int(result.target_time.timestamp())
 
 
-def _query(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_v3_run_is_exact_with_busy_tenures(make_simulator, tmp_path):
     sim = make_simulator(seed=11, history_days=3, tx_per_day=9000, frozen=True)
     db = tmp_path / "w.duckdb"
@@ -51,11 +42,11 @@ def test_v3_run_is_exact_with_busy_tenures(make_simulator, tmp_path):
     routes = sim.stats["by_route"]
     assert routes.get("v1_tx", 0) == 0 and routes["v3_transactions"] > 0
     # tenures of hundreds of transactions sharing one burn time, all loaded
-    biggest = _query(db, "SELECT max(n) FROM (SELECT count(*) n FROM transactions"
+    biggest = query(db, "SELECT max(n) FROM (SELECT count(*) n FROM transactions"
                          " GROUP BY burn_block_time)")[0][0]
     assert biggest > 150
     # every sealed window was sealed by v3 against the API's per-tenure counts
-    assert _query(db, "SELECT DISTINCT source FROM coverage_ledger WHERE status = 'sealed'"
+    assert query(db, "SELECT DISTINCT source FROM coverage_ledger WHERE status = 'sealed'"
                   ) == [("v3",)]
     assert result.requests == client.stats.snapshot()["requests"]
     assert result.requests / n * 1000 < 30  # the walk plus its independent count
@@ -69,7 +60,7 @@ def test_windows_without_a_tenure_seal_empty_without_a_walk(make_simulator, tmp_
     assert result.complete
     assert_exact(sim, db, _target(result))
     assert_ledger_consistent(db)
-    empty = _query(db, "SELECT count(*) FROM coverage_ledger WHERE status = 'sealed'"
+    empty = query(db, "SELECT count(*) FROM coverage_ledger WHERE status = 'sealed'"
                        " AND expected = 0")[0][0]
     assert empty > 0
 
@@ -91,7 +82,7 @@ def test_reorg_between_runs_reopens_and_orphans(make_simulator, tmp_path):
     db = tmp_path / "w.duckdb"
     first, _ = _run(sim, db, max_days=1, source="v3")
     assert first.complete
-    loaded_before = {r[0] for r in _query(db, "SELECT tx_id FROM transactions")}
+    loaded_before = {r[0] for r in query(db, "SELECT tx_id FROM transactions")}
     sim.reorg(12)
     truth = sim.ground_truth(start_time=_target(first))
     orphaned = {t["tx_id"] for t in truth if not t["canonical"]} & loaded_before
@@ -100,7 +91,7 @@ def test_reorg_between_runs_reopens_and_orphans(make_simulator, tmp_path):
     assert result.complete and result.windows_reopened >= 1
     assert result.rows_orphaned == len(orphaned)
     assert_exact(sim, db, _target(result))
-    assert {r[0] for r in _query(db, "SELECT tx_id FROM transactions WHERE NOT canonical")
+    assert {r[0] for r in query(db, "SELECT tx_id FROM transactions WHERE NOT canonical")
             } == orphaned
     assert_ledger_consistent(db)
 
@@ -120,7 +111,7 @@ def test_410_mid_run_switches_to_v3_with_one_line(make_simulator, tmp_path, capl
     assert "HIRO_SOURCE=v3" in said[0]  # pinned to v1: what the user should change
     assert_exact(sim, db, _target(result))
     assert_ledger_consistent(db)
-    sources = dict(_query(db, "SELECT source, count(*) FROM coverage_ledger"
+    sources = dict(query(db, "SELECT source, count(*) FROM coverage_ledger"
                               " WHERE status = 'sealed' GROUP BY 1"))
     assert sources.get("v1", 0) > 0 and sources.get("v3", 0) > 0  # kept, then continued
 
@@ -131,7 +122,7 @@ def test_v1_file_continues_under_v3_without_refetching_final_spans(make_simulato
     db = tmp_path / "w.duckdb"
     first, _ = _run(sim, db, max_days=2, source="v1")
     assert first.complete
-    final_before = _query(db, "SELECT window_start, fetched_at FROM coverage_ledger"
+    final_before = query(db, "SELECT window_start, fetched_at FROM coverage_ledger"
                               " WHERE final ORDER BY 1")
     assert len(final_before) > 3
     sim.advance(2 * 3600)
@@ -144,7 +135,7 @@ def test_v1_file_continues_under_v3_without_refetching_final_spans(make_simulato
     assert routes.get("v1_tx", 0) == 0
     # the final v1 windows were not read again: untouched in the ledger, and the run cost
     # what the provisional tail and the two new hours hold, not the two days
-    assert _query(db, "SELECT window_start, fetched_at FROM coverage_ledger WHERE final"
+    assert query(db, "SELECT window_start, fetched_at FROM coverage_ledger WHERE final"
                       " AND source = 'v1' ORDER BY 1") == [
         w for w in final_before]
     fresh, _ = _run(sim, tmp_path / "fresh.duckdb", max_days=2, source="v3")
@@ -160,10 +151,10 @@ def test_sigkill_mid_run_resumes_at_the_cursors(make_simulator, tmp_path):
                   STX_PIPELINE_LOCK_TIMEOUT="20")
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=180)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
-    walked = _query(db, "SELECT count(*) FROM coverage_ledger WHERE status = 'partial'"
+    walked = query(db, "SELECT count(*) FROM coverage_ledger WHERE status = 'partial'"
                         " AND cursor IS NOT NULL AND source = 'v3'")[0][0]
     assert walked > 0  # shards stopped mid-walk with their cursors committed
-    rows_before = _query(db, "SELECT count(*) FROM transactions")[0][0]
+    rows_before = query(db, "SELECT count(*) FROM transactions")[0][0]
     assert rows_before > 0
     sim.reset_stats()
     result, _ = _run(sim, db, max_days=2, source="v3")
