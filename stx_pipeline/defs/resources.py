@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
+from dagster_duckdb import DuckDBResource
 
 from stx_pipeline import settings as core_settings
 from stx_pipeline.defs import settings
@@ -46,14 +47,16 @@ class HiroResource(dg.ConfigurableResource):
         )
 
 
-class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse, opened only through `warehouse/db.py` like the CLI opens it.
+class WarehouseResource(DuckDBResource):
+    """dagster-duckdb's `DuckDBResource`, whose connections come from `warehouse/db.py`
+    like the CLI's.
 
-    Why not dagster-duckdb's `DuckDBResource`: it opened the file with its own lock-retry
-    policy and no schema check, so a check could read a file of a newer schema, or a
-    metrics run create tables in a foreign file. Here every connection waits for a lock
-    the bounded time the core does (`STX_PIPELINE_LOCK_TIMEOUT`), names the holder in one
-    line, refuses foreign or newer files and migrates older ones (`open_db`).
+    Its own `get_connection` opened the file with a lock-retry policy of its own and no
+    schema check, so a check could read a file of a newer schema, or a metrics run create
+    tables in a foreign file. Here every connection waits for a lock the bounded time the
+    core does (`STX_PIPELINE_LOCK_TIMEOUT`), names the holder in one line, refuses foreign
+    or newer files, migrates older ones and attaches the lake when one is configured
+    (`open_db`); `connection_config` is not used.
     """
 
     database: str
